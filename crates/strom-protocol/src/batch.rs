@@ -111,7 +111,10 @@ pub enum BatchError {
     #[error("clients may not write control batches")]
     ControlBatchFromClient,
     #[error("producer id {producer_id} with invalid base sequence {base_sequence}")]
-    InvalidSequence { producer_id: i64, base_sequence: i32 },
+    InvalidSequence {
+        producer_id: i64,
+        base_sequence: i32,
+    },
     #[error("batch of {size} bytes is larger than the limit of {limit} bytes")]
     TooLarge { size: usize, limit: usize },
     #[error("timestamp {timestamp} is out of the accepted range around {now}")]
@@ -373,7 +376,7 @@ pub fn count_uncompressed_records(batch: &[u8]) -> Result<i64, BatchError> {
 }
 
 /// Limits a produced batch is checked against; they come from the topic's configuration.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProduceLimits {
     /// `max.message.bytes`: the largest batch accepted.
     pub max_batch_bytes: usize,
@@ -412,9 +415,9 @@ pub fn validate_produce(
         return Err(BatchError::NonZeroBaseOffset(header.base_offset));
     }
     verify_crc(&header, batch)?;
-    let compression = header
-        .compression()
-        .ok_or(BatchError::InvalidCompression(header.attributes & COMPRESSION_MASK))?;
+    let compression = header.compression().ok_or(BatchError::InvalidCompression(
+        header.attributes & COMPRESSION_MASK,
+    ))?;
     if header.records_count <= 0 || header.last_offset_delta != header.records_count - 1 {
         return Err(BatchError::InconsistentCount {
             count: header.records_count,
@@ -592,7 +595,10 @@ pub(crate) mod tests {
 
     #[test]
     fn record_count_must_match_records() {
-        let mut bytes = encode(&[record(0, NOW, b"a"), record(1, NOW, b"b")], KpCompression::None);
+        let mut bytes = encode(
+            &[record(0, NOW, b"a"), record(1, NOW, b"b")],
+            KpCompression::None,
+        );
         // Claim three records (and a matching offset delta), then fix the CRC.
         bytes[57..61].copy_from_slice(&3i32.to_be_bytes());
         bytes[23..27].copy_from_slice(&2i32.to_be_bytes());

@@ -9,9 +9,7 @@
 //! Client side: [`encode_request`] and [`decode_response`].
 
 use bytes::{BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::{
-    ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind,
-};
+use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
 use kafka_protocol::protocol::{Decodable, Encodable, VersionRange};
 
 use crate::frame::LENGTH_PREFIX;
@@ -36,7 +34,9 @@ pub enum Decoded {
     Request(Box<Request>),
     /// An ApiVersions request at a version above what we serve: answer with a v0 response that
     /// carries UNSUPPORTED_VERSION and the supported versions, as Kafka does.
-    UnsupportedApiVersions { correlation_id: i32 },
+    UnsupportedApiVersions {
+        correlation_id: i32,
+    },
 }
 
 /// Why a request frame could not be served; every case closes the connection.
@@ -94,11 +94,12 @@ pub fn decode_request(
             version,
             reason: e.to_string(),
         })?;
-    let body = RequestKind::decode(api_key, &mut frame, version).map_err(|e| RequestError::Body {
-        api_key,
-        version,
-        reason: format!("{e:#}"),
-    })?;
+    let body =
+        RequestKind::decode(api_key, &mut frame, version).map_err(|e| RequestError::Body {
+            api_key,
+            version,
+            reason: format!("{e:#}"),
+        })?;
     Ok(Decoded::Request(Box::new(Request {
         api_key,
         header,

@@ -33,7 +33,10 @@ mod tests {
         buf.put_slice(b"abc");
         let err = c.decode(&mut buf).unwrap_err();
         assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
-        assert!(buf.capacity() < 1 << 20, "no buffer was reserved for the body");
+        assert!(
+            buf.capacity() < 1 << 20,
+            "no buffer was reserved for the body"
+        );
     }
 
     #[test]

@@ -1,0 +1,43 @@
+//! DescribeCluster: cluster id, controller and brokers (the Admin client's view).
+
+use strom_protocol::ErrorCode;
+use strom_protocol::messages::describe_cluster_response::DescribeClusterBroker;
+use strom_protocol::messages::{ApiKey, BrokerId, DescribeClusterRequest, DescribeClusterResponse};
+
+use super::{ApiSpec, Ctx, str_bytes};
+
+pub(crate) const API: ApiSpec = ApiSpec::new(ApiKey::DescribeCluster, 0, 2);
+
+const ENDPOINT_BROKERS: i8 = 1;
+
+pub(crate) fn handle(ctx: &mut Ctx<'_>, req: DescribeClusterRequest) -> DescribeClusterResponse {
+    let shared = ctx.shared;
+    if ctx.version >= 1 && req.endpoint_type != ENDPOINT_BROKERS {
+        return DescribeClusterResponse::default()
+            .with_error_code(ErrorCode::UnsupportedEndpointType.code())
+            .with_error_message(Some(str_bytes(
+                "The request was sent to an endpoint of type BROKER, but we wanted an endpoint of type CONTROLLER",
+            )));
+    }
+    let image = shared.controller.image();
+    let brokers = image
+        .brokers
+        .values()
+        .filter(|b| !b.fenced || req.include_fenced_brokers)
+        .filter_map(|b| {
+            let l = b.listeners.first()?;
+            Some(
+                DescribeClusterBroker::default()
+                    .with_broker_id(BrokerId(b.id))
+                    .with_host(str_bytes(l.host.clone()))
+                    .with_port(i32::from(l.port))
+                    .with_rack(b.rack.clone().map(str_bytes))
+                    .with_is_fenced(ctx.version >= 2 && b.fenced),
+            )
+        })
+        .collect();
+    DescribeClusterResponse::default()
+        .with_cluster_id(str_bytes(shared.cluster_id.clone()))
+        .with_controller_id(BrokerId(shared.node_id))
+        .with_brokers(brokers)
+}

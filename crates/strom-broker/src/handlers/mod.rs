@@ -1,0 +1,181 @@
+//! One module per Kafka API. Each declares the versions it serves in its `API` constant; the
+//! registry [`APIS`] is the single list that both request decoding (which versions are
+//! accepted) and ApiVersions (what is advertised) are derived from. An API with no module here
+//! is neither accepted nor advertised.
+
+pub(crate) mod api_versions;
+pub(crate) mod create_partitions;
+pub(crate) mod create_topics;
+pub(crate) mod delete_topics;
+pub(crate) mod describe_cluster;
+pub(crate) mod describe_configs;
+pub(crate) mod fetch;
+pub(crate) mod list_offsets;
+pub(crate) mod metadata;
+pub(crate) mod produce;
+
+use strom_protocol::envelope::Request;
+use strom_protocol::messages::{ApiKey, RequestKind, ResponseKind};
+use strom_protocol::{StrBytes, VersionRange};
+use tracing::debug;
+
+use crate::connection::ConnectionState;
+use crate::server::Shared;
+
+/// The versions of one API that strom serves.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ApiSpec {
+    pub(crate) key: ApiKey,
+    pub(crate) versions: VersionRange,
+}
+
+impl ApiSpec {
+    pub(crate) const fn new(key: ApiKey, min: i16, max: i16) -> Self {
+        Self {
+            key,
+            versions: VersionRange { min, max },
+        }
+    }
+}
+
+/// Every API strom serves.
+pub(crate) const APIS: &[ApiSpec] = &[
+    produce::API,
+    fetch::API,
+    list_offsets::API,
+    metadata::API,
+    api_versions::API,
+    create_topics::API,
+    delete_topics::API,
+    create_partitions::API,
+    describe_configs::API,
+    describe_cluster::API,
+];
+
+/// The versions served for `key`, `None` if the API is not served.
+pub(crate) fn version_range(key: ApiKey) -> Option<VersionRange> {
+    APIS.iter().find(|a| a.key == key).map(|a| a.versions)
+}
+
+/// What to send back for a request.
+#[derive(Debug)]
+pub(crate) enum Reply {
+    Response(Box<ResponseKind>),
+    /// No response at all (produce with acks=0).
+    None,
+    /// Close the connection (acks=0 produce that failed, so the client notices).
+    Close(String),
+}
+
+/// Per-request context handed to handlers.
+#[derive(Debug)]
+pub(crate) struct Ctx<'a> {
+    pub(crate) shared: &'a Shared,
+    pub(crate) conn: &'a mut ConnectionState,
+    pub(crate) version: i16,
+    pub(crate) client_id: Option<&'a str>,
+}
+
+pub(crate) async fn dispatch(
+    shared: &Shared,
+    conn: &mut ConnectionState,
+    request: Request,
+) -> Reply {
+    let version = request.version();
+    let client_id = request.header.client_id.as_deref();
+    debug!(api = ?request.api_key, version, client_id, "request");
+    let mut ctx = Ctx {
+        shared,
+        conn,
+        version,
+        client_id,
+    };
+    let response = match request.body {
+        RequestKind::Produce(r) => return produce::handle(&mut ctx, r).await,
+        RequestKind::Fetch(r) => ResponseKind::Fetch(fetch::handle(&mut ctx, r).await),
+        RequestKind::ListOffsets(r) => {
+            ResponseKind::ListOffsets(list_offsets::handle(&mut ctx, r).await)
+        }
+        RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(&mut ctx, r).await),
+        RequestKind::ApiVersions(r) => ResponseKind::ApiVersions(api_versions::handle(&mut ctx, r)),
+        RequestKind::CreateTopics(r) => {
+            ResponseKind::CreateTopics(create_topics::handle(&mut ctx, r).await)
+        }
+        RequestKind::DeleteTopics(r) => {
+            ResponseKind::DeleteTopics(delete_topics::handle(&mut ctx, r).await)
+        }
+        RequestKind::CreatePartitions(r) => {
+            ResponseKind::CreatePartitions(create_partitions::handle(&mut ctx, r).await)
+        }
+        RequestKind::DescribeConfigs(r) => {
+            ResponseKind::DescribeConfigs(describe_configs::handle(&mut ctx, r))
+        }
+        RequestKind::DescribeCluster(r) => {
+            ResponseKind::DescribeCluster(describe_cluster::handle(&mut ctx, r))
+        }
+        other => {
+            // decode_request only lets through APIs listed in APIS, so this is a registry
+            // entry without a dispatch arm.
+            return Reply::Close(format!(
+                "no handler for {:?}",
+                std::mem::discriminant(&other)
+            ));
+        }
+    };
+    Reply::Response(Box::new(response))
+}
+
+pub(crate) fn str_bytes(s: impl Into<String>) -> StrBytes {
+    StrBytes::from_string(s.into())
+}
+
+pub(crate) fn now_ms() -> i64 {
+    crate::now_ms()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strom_protocol::kafka_protocol::protocol::{Message, Request as _};
+    use strom_protocol::messages::*;
+
+    fn crate_range<R: Message>() -> VersionRange {
+        R::VERSIONS
+    }
+
+    #[test]
+    fn registry_serves_the_newest_versions_kafka_protocol_knows() {
+        let expected = [
+            (ApiKey::Produce, crate_range::<ProduceRequest>()),
+            (ApiKey::Fetch, crate_range::<FetchRequest>()),
+            (ApiKey::ListOffsets, crate_range::<ListOffsetsRequest>()),
+            (ApiKey::Metadata, crate_range::<MetadataRequest>()),
+            (ApiKey::ApiVersions, crate_range::<ApiVersionsRequest>()),
+            (ApiKey::CreateTopics, crate_range::<CreateTopicsRequest>()),
+            (ApiKey::DeleteTopics, crate_range::<DeleteTopicsRequest>()),
+            (
+                ApiKey::CreatePartitions,
+                crate_range::<CreatePartitionsRequest>(),
+            ),
+            (
+                ApiKey::DescribeConfigs,
+                crate_range::<DescribeConfigsRequest>(),
+            ),
+            (
+                ApiKey::DescribeCluster,
+                crate_range::<DescribeClusterRequest>(),
+            ),
+        ];
+        assert_eq!(APIS.len(), expected.len());
+        for (key, range) in expected {
+            assert_eq!(version_range(key), Some(range), "{key:?}");
+        }
+        assert_eq!(ProduceRequest::KEY, ApiKey::Produce as i16);
+    }
+
+    #[test]
+    fn unserved_apis_have_no_range() {
+        assert_eq!(version_range(ApiKey::JoinGroup), None);
+        assert_eq!(version_range(ApiKey::InitProducerId), None);
+    }
+}

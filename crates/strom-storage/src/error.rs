@@ -26,6 +26,10 @@ pub enum StorageError {
     LogDirOffline(String),
     #[error("{0}")]
     InvalidArgument(String),
+    /// The log was closed (its partition deleted or the broker shutting down) while a request
+    /// still held it. Clients retry after refreshing metadata, as with a moved leader.
+    #[error("log {0} is closed")]
+    Closed(String),
 }
 
 impl StorageError {
@@ -45,6 +49,7 @@ impl StorageError {
             Self::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,
             Self::RecordListTooLarge { .. } => ErrorCode::RecordListTooLarge,
             Self::InvalidArgument(_) => ErrorCode::InvalidRequest,
+            Self::Closed(_) => ErrorCode::NotLeaderOrFollower,
         }
     }
 }

@@ -19,7 +19,10 @@ mod index;
 mod log;
 mod manager;
 pub mod meta_properties;
+mod partition_metadata;
 mod segment;
+#[cfg(test)]
+mod test_util;
 
 pub use error::StorageError;
 pub use log::{Log, LogAppendInfo, LogConfig, LogReadResult, TimestampOffset};

@@ -1,9 +1,38 @@
 //! One partition's log: an ordered map of segments, the active one last.
+//!
+//! ```text
+//!            Mutex<Inner>  (held to assign offsets, write, roll, look up positions)
+//!   segments: BTreeMap<base offset, Segment>
+//!     00000000000000000000  [.log .index .timeindex]   sealed
+//!     00000000000000052341  [.log .index .timeindex]   sealed
+//!     00000000000000104870  [.log .index .timeindex]   active <- append: one pwrite
+//!
+//!   read:  lock -> floor segment, index lookup, Arc<File> + byte range -> unlock
+//!          -> walk headers / pread the bytes without the lock
+//! ```
+//!
+//! Appends are serialised by the lock and write through the page cache; reads hold the lock only
+//! to capture file handles and sizes (a batch below a captured size never changes), so a slow
+//! disk read never blocks producers. The offsets every request wants (log start, log end,
+//! recovery point) are mirrored in atomics and read without the lock.
 
+use std::collections::BTreeMap;
+use std::fmt;
+use std::fs;
+use std::hash::{BuildHasher, RandomState};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use strom_protocol::batch::{self, BatchHeader, Batches};
 
+use crate::checkpoint::sync_dir;
+use crate::segment::{
+    FlushTarget, INDEX_SUFFIX, LOG_SUFFIX, RollParams, Segment, SegmentSpan, TIME_INDEX_SUFFIX,
+};
 use crate::{StorageError, TopicPartition};
 
 /// Per-log settings, resolved by the broker from topic configs over broker defaults.
@@ -73,9 +102,141 @@ pub struct TimestampOffset {
 
 /// One partition's log. Shared between request tasks: `append` calls are serialised inside,
 /// reads only take a short lock to find the bytes and then read them without it.
-#[derive(Debug)]
 pub struct Log {
-    // Filled in by the implementation.
+    dir: PathBuf,
+    tp: TopicPartition,
+    inner: Mutex<Inner>,
+    log_start_offset: AtomicI64,
+    log_end_offset: AtomicI64,
+    recovery_point: AtomicI64,
+    last_flush_ms: AtomicI64,
+}
+
+impl fmt::Debug for Log {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Log")
+            .field("dir", &self.dir)
+            .field("log_start_offset", &self.log_start_offset())
+            .field("log_end_offset", &self.log_end_offset())
+            .field("recovery_point", &self.recovery_point())
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: LogConfig,
+    /// Never empty: the last segment is the active one.
+    segments: BTreeMap<i64, Segment>,
+    next_offset: i64,
+    log_start_offset: i64,
+    recovery_point: i64,
+    /// This active segment's share of `segment.jitter.ms`, drawn when it was created.
+    roll_jitter_ms: i64,
+    /// A segment file was created since the last flush, so the directory needs an fsync too.
+    dir_dirty: bool,
+    closed: bool,
+}
+
+/// Kafka's `segment.bytes` is an `int`, and index positions are 4-byte: cap it there.
+const MAX_SEGMENT_BYTES: u64 = i32::MAX as u64;
+
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Kafka's `LogConfig.randomSegmentJitter`: uniform in `[0, min(jitter, segment.ms))`.
+fn random_jitter(config: &LogConfig) -> i64 {
+    let bound = config.segment_jitter_ms.min(config.segment_ms);
+    if bound <= 0 {
+        return 0;
+    }
+    let random = RandomState::new().hash_one(now_ms());
+    (random % bound as u64) as i64
+}
+
+impl Inner {
+    fn active(&self) -> &Segment {
+        self.segments
+            .values()
+            .next_back()
+            .expect("a log always has an active segment")
+    }
+
+    fn active_mut(&mut self) -> &mut Segment {
+        self.segments
+            .values_mut()
+            .next_back()
+            .expect("a log always has an active segment")
+    }
+
+    fn segment_bytes(&self) -> u64 {
+        self.config.segment_bytes.min(MAX_SEGMENT_BYTES)
+    }
+
+    /// Seals the active segment and starts a new one at the log end offset.
+    fn roll(&mut self, dir: &Path) -> Result<(), StorageError> {
+        let new_base = self.next_offset;
+        if self.active().base_offset == new_base {
+            return Ok(());
+        }
+        self.active_mut().seal()?;
+        let segment = Segment::create(dir, new_base, now_ms())?;
+        tracing::debug!(dir = %dir.display(), base_offset = new_base, "rolled a new log segment");
+        self.segments.insert(new_base, segment);
+        self.dir_dirty = true;
+        self.roll_jitter_ms = random_jitter(&self.config);
+        Ok(())
+    }
+}
+
+/// Lists the segment base offsets in `dir`, removing what Kafka removes at load: files marked
+/// `.deleted` or `.cleaned`, and index files whose `.log` is gone.
+fn list_segments(dir: &Path) -> Result<Vec<i64>, StorageError> {
+    let parse_base = |name: &str, suffix: &str| -> Option<i64> {
+        let stem = name.strip_suffix(suffix)?;
+        if stem.is_empty() || !stem.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        stem.parse::<i64>().ok()
+    };
+    let mut bases = Vec::new();
+    let mut index_files = Vec::new();
+    let entries = fs::read_dir(dir).map_err(|e| StorageError::io(dir, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| StorageError::io(dir, e))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let path = entry.path();
+        if name.ends_with(".deleted") || name.ends_with(".cleaned") {
+            fs::remove_file(&path).map_err(|e| StorageError::io(&path, e))?;
+        } else if name.ends_with(".swap") {
+            tracing::warn!(file = %path.display(), "ignoring a .swap file (compaction is not supported)");
+        } else if let Some(base) = parse_base(name, LOG_SUFFIX) {
+            bases.push(base);
+        } else if let Some(base) =
+            parse_base(name, INDEX_SUFFIX).or_else(|| parse_base(name, TIME_INDEX_SUFFIX))
+        {
+            index_files.push((base, path));
+        }
+    }
+    bases.sort_unstable();
+    for (base, path) in index_files {
+        if bases.binary_search(&base).is_err() {
+            tracing::info!(file = %path.display(), "removing an index file without its segment");
+            fs::remove_file(&path).map_err(|e| StorageError::io(&path, e))?;
+        }
+    }
+    Ok(bases)
+}
+
+/// One part of a read: bytes `[start, start + len)` of a span's file.
+struct ReadRange<'a> {
+    span: &'a SegmentSpan,
+    start: u64,
+    len: u64,
 }
 
 impl Log {
@@ -90,8 +251,104 @@ impl Log {
         log_start_offset: i64,
         had_clean_shutdown: bool,
     ) -> Result<Log, StorageError> {
-        let _ = (dir, tp, config, recovery_point, log_start_offset, had_clean_shutdown);
-        unimplemented!()
+        fs::create_dir_all(dir).map_err(|e| StorageError::io(dir, e))?;
+        let now = now_ms();
+        let bases = list_segments(dir)?;
+        // The segment holding the recovery point and every later one are rescanned.
+        let recover_from = if had_clean_shutdown {
+            i64::MAX
+        } else {
+            bases
+                .iter()
+                .rev()
+                .find(|&&b| b <= recovery_point)
+                .copied()
+                .unwrap_or(i64::MIN)
+        };
+        let mut segments = BTreeMap::new();
+        let mut next_offset = None;
+        let mut dir_dirty = false;
+        for (i, &base) in bases.iter().enumerate() {
+            let (mut segment, indexes_existed) = Segment::open(dir, base, now)?;
+            let outcome = if base >= recover_from {
+                segment.recover(config.index_interval_bytes)?
+            } else {
+                segment.load(indexes_existed, config.index_interval_bytes)?
+            };
+            segments.insert(base, segment);
+            next_offset = Some(outcome.next_offset);
+            let later = &bases[i + 1..];
+            if base >= recover_from && outcome.truncated_bytes > 0 && !later.is_empty() {
+                tracing::warn!(
+                    dir = %dir.display(),
+                    segments = later.len(),
+                    "deleting the segments after a truncated one"
+                );
+                for &base in later {
+                    Segment::delete_files(dir, base)?;
+                }
+                dir_dirty = true;
+                break;
+            }
+        }
+        let mut next_offset = next_offset.unwrap_or(log_start_offset.max(0));
+        if log_start_offset > next_offset {
+            // Everything on disk is below the checkpointed log start (records deleted after the
+            // last flush): start over there, or the next append would get offsets below the
+            // log start and be invisible.
+            tracing::warn!(
+                dir = %dir.display(),
+                log_start_offset,
+                log_end_offset = next_offset,
+                "log start offset is past the log end; starting an empty log there"
+            );
+            for &base in segments.keys() {
+                Segment::delete_files(dir, base)?;
+            }
+            segments.clear();
+            next_offset = log_start_offset;
+        }
+        if segments.is_empty() {
+            segments.insert(next_offset, Segment::create(dir, next_offset, now)?);
+            dir_dirty = true;
+        }
+        let first_base = segments.keys().next().copied().unwrap_or(next_offset);
+        let log_start_offset = log_start_offset.max(first_base);
+        // Kafka's LogLoader: after a clean shutdown everything is on disk; otherwise the
+        // recovery point never moves forward without a flush.
+        let recovery_point = if had_clean_shutdown {
+            next_offset
+        } else {
+            recovery_point.min(next_offset)
+        };
+        let mut inner = Inner {
+            roll_jitter_ms: random_jitter(&config),
+            config,
+            segments,
+            next_offset,
+            log_start_offset,
+            recovery_point,
+            dir_dirty,
+            closed: false,
+        };
+        inner.active_mut().load_rolling_timestamp()?;
+        Ok(Log {
+            dir: dir.to_path_buf(),
+            tp,
+            log_start_offset: AtomicI64::new(log_start_offset),
+            log_end_offset: AtomicI64::new(next_offset),
+            recovery_point: AtomicI64::new(recovery_point),
+            last_flush_ms: AtomicI64::new(now),
+            inner: Mutex::new(inner),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock cannot leave a half-written batch counted: sizes and
+        // offsets are updated only after the write succeeded.
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Appends one batch that the broker validated (`strom_protocol::batch::validate_produce`).
@@ -99,9 +356,71 @@ impl Log {
     /// leader epoch, rolls the segment first if the batch would not fit (or the segment is older
     /// than `segment.ms`, or its index is full), writes it with one write and adds sparse index
     /// entries every `index.interval.bytes`. Fsyncs when `flush.messages` is reached.
-    pub fn append(&self, batch: &mut [u8], leader_epoch: i32) -> Result<LogAppendInfo, StorageError> {
-        let _ = (batch, leader_epoch);
-        unimplemented!()
+    pub fn append(
+        &self,
+        batch: &mut [u8],
+        leader_epoch: i32,
+    ) -> Result<LogAppendInfo, StorageError> {
+        let header = BatchHeader::parse(batch)
+            .map_err(|e| StorageError::InvalidArgument(format!("cannot append: {e}")))?;
+        if header.size() != batch.len() || header.last_offset_delta < 0 {
+            return Err(StorageError::InvalidArgument(format!(
+                "cannot append: expected one whole batch of {} bytes, got {} bytes with last \
+                 offset delta {}",
+                header.size(),
+                batch.len(),
+                header.last_offset_delta
+            )));
+        }
+        let size = batch.len() as u64;
+        let mut inner = self.lock();
+        if inner.closed {
+            return Err(StorageError::Closed(self.tp.to_string()));
+        }
+        let segment_bytes = inner.segment_bytes();
+        if size > segment_bytes {
+            return Err(StorageError::RecordListTooLarge {
+                size: batch.len(),
+                segment_bytes,
+            });
+        }
+        let base_offset = inner.next_offset;
+        let last_offset = base_offset + i64::from(header.last_offset_delta);
+        let params = RollParams {
+            max_segment_bytes: segment_bytes,
+            max_segment_ms: inner.config.segment_ms,
+            roll_jitter_ms: inner.roll_jitter_ms,
+            max_index_bytes: inner.config.segment_index_bytes,
+            batch_size: size,
+            batch_max_timestamp: header.max_timestamp,
+            batch_last_offset: last_offset,
+            now_ms,
+        };
+        if inner.active().should_roll(&params) {
+            inner.roll(&self.dir)?;
+        }
+        batch::set_base_offset(batch, base_offset);
+        batch::set_partition_leader_epoch(batch, leader_epoch);
+        let interval = inner.config.index_interval_bytes;
+        inner
+            .active_mut()
+            .append(batch, last_offset, header.max_timestamp, interval)?;
+        inner.next_offset = last_offset + 1;
+        self.log_end_offset
+            .store(inner.next_offset, Ordering::Release);
+        let unflushed = inner.next_offset - inner.recovery_point;
+        let flush = unflushed >= inner.config.flush_messages;
+        let log_start_offset = inner.log_start_offset;
+        drop(inner);
+        if flush {
+            self.flush()?;
+        }
+        Ok(LogAppendInfo {
+            base_offset,
+            last_offset,
+            max_timestamp: header.max_timestamp,
+            log_start_offset,
+        })
     }
 
     /// Reads whole batches starting with the one containing `offset`, stopping before any batch
@@ -117,73 +436,321 @@ impl Log {
         max_offset: i64,
         min_one_batch: bool,
     ) -> Result<LogReadResult, StorageError> {
-        let _ = (offset, max_bytes, max_offset, min_one_batch);
-        unimplemented!()
+        let (spans, log_start_offset, log_end_offset) = {
+            let inner = self.lock();
+            let (lso, leo) = (inner.log_start_offset, inner.next_offset);
+            if offset < lso || offset > leo {
+                return Err(StorageError::OffsetOutOfRange {
+                    offset,
+                    log_start_offset: lso,
+                    log_end_offset: leo,
+                });
+            }
+            let empty = LogReadResult {
+                records: Bytes::new(),
+                log_start_offset: lso,
+                log_end_offset: leo,
+            };
+            if offset == leo || offset >= max_offset {
+                return Ok(empty);
+            }
+            let Some((&first_base, first)) = inner.segments.range(..=offset).next_back() else {
+                return Ok(empty);
+            };
+            let mut spans = vec![first.span(u64::from(first.lookup_offset(offset)))];
+            // Later segments, for when the read runs past the first one; `max_bytes` worth is
+            // enough (the first segment's share only shortens what is needed).
+            let mut following = 0u64;
+            for (&base, segment) in inner.segments.range(first_base + 1..) {
+                if base >= max_offset || (following >= max_bytes as u64 && spans.len() > 1) {
+                    break;
+                }
+                following += segment.size();
+                spans.push(segment.span(0));
+            }
+            (spans, lso, leo)
+        };
+        let records = read_spans(&spans, offset, max_bytes as u64, max_offset, min_one_batch)?;
+        Ok(LogReadResult {
+            records,
+            log_start_offset,
+            log_end_offset,
+        })
     }
 
     pub fn log_start_offset(&self) -> i64 {
-        unimplemented!()
+        self.log_start_offset.load(Ordering::Acquire)
     }
 
     /// The offset the next appended record will get.
     pub fn log_end_offset(&self) -> i64 {
-        unimplemented!()
+        self.log_end_offset.load(Ordering::Acquire)
     }
 
     /// Everything below this offset is known to be on disk (fsynced).
     pub fn recovery_point(&self) -> i64 {
-        unimplemented!()
+        self.recovery_point.load(Ordering::Acquire)
     }
 
     /// The earliest record whose timestamp is >= `timestamp` (ListOffsets by time): the time
     /// index finds the segment and position, then the matching batch's records are decoded to
     /// find the exact record. `None` when every record is older.
-    pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<TimestampOffset>, StorageError> {
-        let _ = timestamp;
-        unimplemented!()
+    pub fn offset_for_timestamp(
+        &self,
+        timestamp: i64,
+    ) -> Result<Option<TimestampOffset>, StorageError> {
+        let (span, log_start_offset) = {
+            let inner = self.lock();
+            let lso = inner.log_start_offset;
+            // Kafka: the first segment whose largest timestamp reaches the target.
+            let Some(segment) = inner
+                .segments
+                .values()
+                .find(|s| s.size() > 0 && s.max_timestamp().0 >= timestamp)
+            else {
+                return Ok(None);
+            };
+            let from = segment.lookup_timestamp(timestamp).max(lso);
+            (segment.span(u64::from(segment.lookup_offset(from))), lso)
+        };
+        span.find_timestamp(timestamp, log_start_offset)
     }
 
     /// The record with the largest timestamp (ListOffsets MAX_TIMESTAMP, KIP-734); on ties the
     /// earliest such record. `None` for an empty log.
     pub fn max_timestamp_offset(&self) -> Result<Option<TimestampOffset>, StorageError> {
-        unimplemented!()
+        let (span, max_timestamp) = {
+            let inner = self.lock();
+            let mut best: Option<&Segment> = None;
+            for segment in inner.segments.values().filter(|s| s.size() > 0) {
+                if best.is_none_or(|b| segment.max_timestamp().0 > b.max_timestamp().0) {
+                    best = Some(segment);
+                }
+            }
+            let Some(segment) = best else {
+                return Ok(None);
+            };
+            let (max_timestamp, offset) = segment.max_timestamp();
+            (
+                segment.span(u64::from(segment.lookup_offset(offset))),
+                max_timestamp,
+            )
+        };
+        span.find_max_timestamp(max_timestamp)
     }
 
     /// Fsyncs everything appended so far and advances the recovery point.
     pub fn flush(&self) -> Result<(), StorageError> {
-        unimplemented!()
+        self.flush_segments(false)
+    }
+
+    /// Fsyncs the segments that are no longer active and moves the recovery point to the active
+    /// segment's base offset: what Kafka schedules right after every roll. [`LogManager`]
+    /// (crate::LogManager) calls it before each checkpoint so the recovery point keeps up even
+    /// when `flush.messages` / `flush.ms` never fire (their defaults).
+    pub fn flush_rolled_segments(&self) -> Result<(), StorageError> {
+        self.flush_segments(true)
+    }
+
+    fn flush_segments(&self, only_sealed: bool) -> Result<(), StorageError> {
+        let (targets, new_recovery_point, dir_sync) = {
+            let mut inner = self.lock();
+            let active_base = inner.active().base_offset;
+            let new_recovery_point = if only_sealed {
+                active_base
+            } else {
+                inner.next_offset
+            };
+            let mut targets: Vec<FlushTarget> = Vec::new();
+            for segment in inner.segments.values_mut() {
+                if only_sealed && segment.base_offset >= active_base {
+                    break;
+                }
+                if segment.is_dirty() {
+                    targets.push(segment.prepare_flush()?);
+                }
+            }
+            let dir_sync = std::mem::take(&mut inner.dir_dirty);
+            (targets, new_recovery_point, dir_sync)
+        };
+        let synced = self.sync_targets(&targets, dir_sync);
+        let mut inner = self.lock();
+        if let Err(e) = synced {
+            inner.dir_dirty |= dir_sync;
+            return Err(e);
+        }
+        for target in &targets {
+            if let Some(segment) = inner.segments.get_mut(&target.base_offset) {
+                segment.flushed(target.writes);
+            }
+        }
+        if new_recovery_point > inner.recovery_point {
+            inner.recovery_point = new_recovery_point;
+            self.recovery_point
+                .store(new_recovery_point, Ordering::Release);
+        }
+        if !only_sealed {
+            self.last_flush_ms.store(now_ms(), Ordering::Release);
+        }
+        Ok(())
+    }
+
+    fn sync_targets(&self, targets: &[FlushTarget], dir_sync: bool) -> Result<(), StorageError> {
+        for target in targets {
+            for (file, path) in &target.files {
+                file.sync_all().map_err(|e| StorageError::io(path, e))?;
+            }
+        }
+        if dir_sync {
+            sync_dir(&self.dir)?;
+        }
+        Ok(())
     }
 
     /// Milliseconds since the epoch of the last flush (for `flush.ms`).
     pub fn last_flush_ms(&self) -> i64 {
-        unimplemented!()
+        self.last_flush_ms.load(Ordering::Acquire)
     }
 
     /// Flushes and trims the indexes; the log is not used afterwards.
     pub fn close(&self) -> Result<(), StorageError> {
-        unimplemented!()
+        {
+            let mut inner = self.lock();
+            if inner.closed {
+                return Ok(());
+            }
+            inner.closed = true;
+            inner.active_mut().seal()?;
+        }
+        self.flush()
+    }
+
+    /// Refuses further appends without flushing: the log is about to be deleted.
+    pub(crate) fn close_for_delete(&self) {
+        self.lock().closed = true;
+    }
+
+    /// Base offset of the first segment: the log start offset needs a checkpoint entry only
+    /// when it is past this.
+    pub(crate) fn first_segment_base(&self) -> i64 {
+        self.lock().segments.keys().next().copied().unwrap_or(0)
     }
 
     pub fn dir(&self) -> PathBuf {
-        unimplemented!()
+        self.dir.clone()
     }
 
     pub fn topic_partition(&self) -> &TopicPartition {
-        unimplemented!()
+        &self.tp
     }
 
     /// Total bytes of all segments (for DescribeLogDirs and retention).
     pub fn size_in_bytes(&self) -> u64 {
-        unimplemented!()
+        self.lock().segments.values().map(Segment::size).sum()
     }
 
     pub fn config(&self) -> LogConfig {
-        unimplemented!()
+        self.lock().config.clone()
     }
 
     /// Applies new settings; they take effect from the next append.
     pub fn update_config(&self, config: LogConfig) {
-        let _ = config;
-        unimplemented!()
+        let mut inner = self.lock();
+        if config.segment_jitter_ms != inner.config.segment_jitter_ms
+            || config.segment_ms != inner.config.segment_ms
+        {
+            inner.roll_jitter_ms = random_jitter(&config);
+        }
+        inner.config = config;
+    }
+
+    #[cfg(test)]
+    fn segment_bases(&self) -> Vec<i64> {
+        self.lock().segments.keys().copied().collect()
+    }
+
+    #[cfg(test)]
+    fn active_index_entries(&self) -> (usize, usize) {
+        self.lock().active().index_entries()
     }
 }
+
+/// Reads whole batches from `spans` (captured under the lock), starting with the batch that
+/// holds `offset`. Runs without the lock.
+fn read_spans(
+    spans: &[SegmentSpan],
+    offset: i64,
+    max_bytes: u64,
+    max_offset: i64,
+    min_one_batch: bool,
+) -> Result<Bytes, StorageError> {
+    // The index gives a position at or before the batch; walk the headers to it.
+    let mut found = None;
+    for (i, span) in spans.iter().enumerate() {
+        if let Some((position, header)) = span.find_offset(offset)? {
+            found = Some((i, position, header));
+            break;
+        }
+    }
+    let Some((first_span, position, first)) = found else {
+        return Ok(Bytes::new());
+    };
+    if first.base_offset >= max_offset {
+        return Ok(Bytes::new());
+    }
+    let first_size = first.size() as u64;
+    if first_size > max_bytes && !min_one_batch {
+        return Ok(Bytes::new());
+    }
+    let budget = if min_one_batch {
+        max_bytes.max(first_size)
+    } else {
+        max_bytes
+    };
+    let mut ranges = Vec::with_capacity(spans.len() - first_span);
+    let span = &spans[first_span];
+    let len = (span.end - position).min(budget);
+    ranges.push(ReadRange {
+        span,
+        start: position,
+        len,
+    });
+    let mut total = len;
+    for span in &spans[first_span + 1..] {
+        if total >= budget {
+            break;
+        }
+        let len = (span.end - span.start).min(budget - total);
+        ranges.push(ReadRange {
+            span,
+            start: span.start,
+            len,
+        });
+        total += len;
+    }
+    let mut buf = vec![0u8; total as usize];
+    let mut at = 0usize;
+    for range in &ranges {
+        let end = at + range.len as usize;
+        range
+            .span
+            .file
+            .read_exact_at(&mut buf[at..end], range.start)
+            .map_err(|e| StorageError::io(&*range.span.path, e))?;
+        at = end;
+    }
+    // Keep whole batches below `max_offset`; a cut at `max_bytes` leaves a partial batch last.
+    let mut keep = 0usize;
+    for item in Batches::new(&buf) {
+        match item {
+            Ok((header, _)) if header.base_offset < max_offset => keep += header.size(),
+            _ => break,
+        }
+    }
+    buf.truncate(keep);
+    Ok(Bytes::from(buf))
+}
+
+#[cfg(test)]
+#[path = "log_tests.rs"]
+mod tests;

@@ -610,3 +610,231 @@ async fn topics_can_be_deleted_and_recreated_empty() {
     let data = fetch(&mut conn, "again", 0, 0, 0).await;
     assert_eq!(data.high_watermark, 0, "a recreated topic starts empty");
 }
+
+/// Every served version of every API gets a decodable answer, including error answers: a field
+/// set that a version cannot carry makes the encoder refuse, which would close the connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_version_of_every_api_is_answered() {
+    let broker = TestBroker::start().await;
+    let mut conn = RawConnection::connect(broker.bootstrap_servers())
+        .await
+        .unwrap();
+    let created = create_topic(&mut conn, "versions", 2).await;
+    let topic_id = created.topics[0].topic_id;
+    produce(
+        &mut conn,
+        "versions",
+        0,
+        batch(&[b"x"], Compression::None),
+        1,
+    )
+    .await;
+
+    for v in 0..=4 {
+        let r: ApiVersionsResponse = conn
+            .call(
+                ApiKey::ApiVersions,
+                v,
+                &ApiVersionsRequest::default()
+                    .with_client_software_name(if v >= 3 { s("t") } else { StrBytes::default() })
+                    .with_client_software_version(if v >= 3 {
+                        s("1")
+                    } else {
+                        StrBytes::default()
+                    }),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.error_code, 0, "ApiVersions v{v}");
+    }
+    for v in 0..=13 {
+        let topics = vec![
+            metadata_request::MetadataRequestTopic::default()
+                .with_name(Some(TopicName(s("versions")))),
+            metadata_request::MetadataRequestTopic::default()
+                .with_name(Some(TopicName(s("missing-topic")))),
+        ];
+        let req = MetadataRequest::default()
+            .with_topics(Some(topics))
+            .with_allow_auto_topic_creation(v < 4);
+        let r: MetadataResponse = conn.call(ApiKey::Metadata, v, &req).await.unwrap();
+        assert_eq!(r.topics[0].error_code, 0, "Metadata v{v}");
+    }
+    for v in 3..=13 {
+        let data = produce_request::TopicProduceData::default()
+            .with_name(if v < 13 {
+                TopicName(s("versions"))
+            } else {
+                TopicName::default()
+            })
+            .with_topic_id(if v >= 13 { topic_id } else { uuid::Uuid::nil() })
+            .with_partition_data(vec![
+                produce_request::PartitionProduceData::default()
+                    .with_index(0)
+                    .with_records(Some(batch(&[b"v"], Compression::None))),
+                produce_request::PartitionProduceData::default()
+                    .with_index(9)
+                    .with_records(Some(batch(&[b"v"], Compression::None))),
+            ]);
+        let req = ProduceRequest::default()
+            .with_acks(-1)
+            .with_timeout_ms(1000)
+            .with_topic_data(vec![data]);
+        let r: ProduceResponse = conn.call(ApiKey::Produce, v, &req).await.unwrap();
+        let parts = &r.responses[0].partition_responses;
+        assert_eq!(parts[0].error_code, 0, "Produce v{v}");
+        assert_ne!(
+            parts[1].error_code, 0,
+            "Produce v{v} to a missing partition"
+        );
+    }
+    for v in 4..=18 {
+        let topic = fetch_request::FetchTopic::default()
+            .with_topic(if v < 13 {
+                TopicName(s("versions"))
+            } else {
+                TopicName::default()
+            })
+            .with_topic_id(if v >= 13 { topic_id } else { uuid::Uuid::nil() })
+            .with_partitions(vec![
+                fetch_request::FetchPartition::default()
+                    .with_partition(0)
+                    .with_fetch_offset(0)
+                    .with_partition_max_bytes(1 << 20),
+                fetch_request::FetchPartition::default()
+                    .with_partition(0)
+                    .with_fetch_offset(1_000)
+                    .with_partition_max_bytes(1 << 20),
+            ]);
+        let mut req = FetchRequest::default()
+            .with_max_wait_ms(0)
+            .with_min_bytes(1)
+            .with_max_bytes(1 << 20)
+            .with_topics(vec![topic]);
+        if v < 15 {
+            req = req.with_replica_id(BrokerId(-1));
+        }
+        if v >= 7 {
+            req = req.with_session_epoch(-1);
+        }
+        let r: FetchResponse = conn.call(ApiKey::Fetch, v, &req).await.unwrap();
+        let parts = &r.responses[0].partitions;
+        assert_eq!(parts[0].error_code, 0, "Fetch v{v}");
+        assert_eq!(
+            parts[1].error_code,
+            ErrorCode::OffsetOutOfRange.code(),
+            "Fetch v{v}"
+        );
+    }
+    for v in 1..=10 {
+        for ts in [-1, -2, -3, 0, i64::MAX] {
+            if ts == -3 && v < 7 {
+                continue;
+            }
+            let req = ListOffsetsRequest::default()
+                .with_replica_id(BrokerId(-1))
+                .with_topics(vec![
+                    list_offsets_request::ListOffsetsTopic::default()
+                        .with_name(TopicName(s("versions")))
+                        .with_partitions(vec![
+                            list_offsets_request::ListOffsetsPartition::default()
+                                .with_partition_index(0)
+                                .with_timestamp(ts),
+                            list_offsets_request::ListOffsetsPartition::default()
+                                .with_partition_index(7)
+                                .with_timestamp(ts),
+                        ]),
+                ]);
+            let r: ListOffsetsResponse = conn.call(ApiKey::ListOffsets, v, &req).await.unwrap();
+            assert_eq!(
+                r.topics[0].partitions[0].error_code, 0,
+                "ListOffsets v{v} ts {ts}"
+            );
+            assert_ne!(
+                r.topics[0].partitions[1].error_code, 0,
+                "ListOffsets v{v} ts {ts}"
+            );
+        }
+    }
+    for v in 2..=7 {
+        let req = CreateTopicsRequest::default().with_topics(vec![
+            create_topics_request::CreatableTopic::default()
+                .with_name(TopicName(s(&format!("ct-{v}"))))
+                .with_num_partitions(1)
+                .with_replication_factor(1),
+            create_topics_request::CreatableTopic::default()
+                .with_name(TopicName(s("versions")))
+                .with_num_partitions(1)
+                .with_replication_factor(1),
+        ]);
+        let r: CreateTopicsResponse = conn.call(ApiKey::CreateTopics, v, &req).await.unwrap();
+        assert_eq!(r.topics[0].error_code, 0, "CreateTopics v{v}");
+        assert_eq!(
+            r.topics[1].error_code,
+            ErrorCode::TopicAlreadyExists.code(),
+            "CreateTopics v{v}"
+        );
+    }
+    for v in 0..=3 {
+        let req = CreatePartitionsRequest::default().with_topics(vec![
+            create_partitions_request::CreatePartitionsTopic::default()
+                .with_name(TopicName(s(&format!("ct-{}", v + 2))))
+                .with_count(2),
+            create_partitions_request::CreatePartitionsTopic::default()
+                .with_name(TopicName(s("nope")))
+                .with_count(2),
+        ]);
+        let r: CreatePartitionsResponse =
+            conn.call(ApiKey::CreatePartitions, v, &req).await.unwrap();
+        assert_eq!(r.results[0].error_code, 0, "CreatePartitions v{v}");
+        assert_ne!(r.results[1].error_code, 0, "CreatePartitions v{v}");
+    }
+    for v in 1..=4 {
+        let req = DescribeConfigsRequest::default()
+            .with_include_synonyms(true)
+            .with_include_documentation(v >= 3)
+            .with_resources(vec![
+                describe_configs_request::DescribeConfigsResource::default()
+                    .with_resource_type(2)
+                    .with_resource_name(s("versions")),
+                describe_configs_request::DescribeConfigsResource::default()
+                    .with_resource_type(4)
+                    .with_resource_name(s("1")),
+                describe_configs_request::DescribeConfigsResource::default()
+                    .with_resource_type(2)
+                    .with_resource_name(s("nope")),
+            ]);
+        let r: DescribeConfigsResponse = conn.call(ApiKey::DescribeConfigs, v, &req).await.unwrap();
+        assert_eq!(r.results[0].error_code, 0, "DescribeConfigs v{v}");
+        assert_eq!(r.results[1].error_code, 0, "DescribeConfigs v{v}");
+        assert_ne!(r.results[2].error_code, 0, "DescribeConfigs v{v}");
+    }
+    for v in 0..=2 {
+        let r: DescribeClusterResponse = conn
+            .call(
+                ApiKey::DescribeCluster,
+                v,
+                &DescribeClusterRequest::default(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.error_code, 0, "DescribeCluster v{v}");
+    }
+    for v in 1..=6 {
+        let name = format!("ct-{}", v + 1);
+        let req = if v >= 6 {
+            DeleteTopicsRequest::default().with_topics(vec![
+                delete_topics_request::DeleteTopicState::default()
+                    .with_name(Some(TopicName(s(&name)))),
+                delete_topics_request::DeleteTopicState::default()
+                    .with_topic_id(uuid::Uuid::new_v4()),
+            ])
+        } else {
+            DeleteTopicsRequest::default()
+                .with_topic_names(vec![TopicName(s(&name)), TopicName(s("nope"))])
+        };
+        let r: DeleteTopicsResponse = conn.call(ApiKey::DeleteTopics, v, &req).await.unwrap();
+        assert_eq!(r.responses[0].error_code, 0, "DeleteTopics v{v}");
+        assert_ne!(r.responses[1].error_code, 0, "DeleteTopics v{v}");
+    }
+}

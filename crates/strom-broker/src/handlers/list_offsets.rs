@@ -21,6 +21,7 @@ const LATEST_TIERED: i64 = -5;
 
 pub(crate) async fn handle(ctx: &mut Ctx<'_>, req: ListOffsetsRequest) -> ListOffsetsResponse {
     let local = ctx.shared.replicas.topics();
+    let version = ctx.version;
     let topics = req
         .topics
         .into_iter()
@@ -32,10 +33,15 @@ pub(crate) async fn handle(ctx: &mut Ctx<'_>, req: ListOffsetsRequest) -> ListOf
                 .map(|p| {
                     let response = ListOffsetsPartitionResponse::default()
                         .with_partition_index(p.partition_index);
-                    let result = match found.and_then(|t| t.partitions.get(&p.partition_index)) {
+                    let mut result = match found.and_then(|t| t.partitions.get(&p.partition_index))
+                    {
                         None => Err(ErrorCode::UnknownTopicOrPartition),
                         Some(partition) => lookup(partition, p.timestamp, p.current_leader_epoch),
                     };
+                    if version < 4 {
+                        // The leader epoch field exists from v4 on.
+                        result = result.map(|(found, _)| (found, -1));
+                    }
                     match result {
                         Ok((found, epoch)) => {
                             let found = found.unwrap_or(TimestampOffset {
@@ -50,8 +56,7 @@ pub(crate) async fn handle(ctx: &mut Ctx<'_>, req: ListOffsetsRequest) -> ListOf
                         Err(code) => response
                             .with_error_code(code.code())
                             .with_timestamp(-1)
-                            .with_offset(-1)
-                            .with_leader_epoch(-1),
+                            .with_offset(-1),
                     }
                 })
                 .collect();

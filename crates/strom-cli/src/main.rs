@@ -1,7 +1,11 @@
 //! `strom`: the broker (`strom server`) and the command-line tools Kafka users know, in one
 //! binary. Every failure ends as one readable line on stderr and a non-zero exit, never a panic.
 
+mod client_args;
+mod consume;
+mod produce;
 mod server;
+mod topics;
 
 use std::process::ExitCode;
 
@@ -22,12 +26,21 @@ struct Cli {
 enum Command {
     /// Run a broker (single node with embedded defaults when given no configuration).
     Server(server::ServerArgs),
+    /// Create, list, describe and delete topics (like kafka-topics.sh).
+    Topics(topics::TopicsArgs),
+    /// Write one record per input line to a topic (like kafka-console-producer.sh).
+    Produce(produce::ProduceArgs),
+    /// Print a topic's records (like kafka-console-consumer.sh).
+    Consume(consume::ConsumeArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Server(args) => server::run(args),
+        Command::Topics(args) => topics::run(args),
+        Command::Produce(args) => produce::run(args),
+        Command::Consume(args) => consume::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

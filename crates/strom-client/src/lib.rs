@@ -1,1 +1,74 @@
-//! placeholder
+//! An async (tokio) Rust client for strom and other Kafka-compatible brokers.
+//!
+//! - [`Producer`]: `send` records, get their offsets; Kafka's partitioner (murmur2 for keys,
+//!   sticky for null keys), per-partition batching (`batch.size`, `linger.ms`), compression,
+//!   `acks`, retries with backoff.
+//! - [`Consumer`]: consume assigned partitions from an offset, the start or the end; `poll`,
+//!   `seek`, `position`, ListOffsets helpers. No consumer groups yet.
+//! - [`Admin`]: create, delete, list and describe topics, add partitions, describe configs
+//!   and the cluster.
+//!
+//! All three take a [`ClientConfig`] with Kafka's property names and defaults, and return
+//! [`ClientError`], which says whether an error is retriable.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use strom_client::{
+//!     Admin, ClientConfig, Consumer, NewTopic, Offset, Producer, ProducerRecord, TopicPartition,
+//! };
+//!
+//! # async fn example() -> Result<(), strom_client::ClientError> {
+//! let config = ClientConfig::new("127.0.0.1:9092");
+//!
+//! let admin = Admin::connect(config.clone()).await?;
+//! for created in admin
+//!     .create_topics(&[NewTopic::new("events").with_partitions(3)], Default::default())
+//!     .await?
+//! {
+//!     created.result?;
+//! }
+//!
+//! let producer = Producer::connect(config.clone()).await?;
+//! let delivery = producer.send(ProducerRecord::new("events", "hello").with_key("user-1"));
+//! let metadata = delivery.await?;
+//! println!("written at {}-{}@{}", metadata.topic, metadata.partition, metadata.offset);
+//! producer.close().await?;
+//!
+//! let mut consumer = Consumer::connect(config).await?;
+//! consumer.assign([(TopicPartition::new("events", metadata.partition), Offset::Earliest)]);
+//! for record in consumer.poll(Duration::from_secs(1)).await? {
+//!     println!("{}: {:?}", record.offset, record.value);
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Known limitations: record headers go through `kafka-protocol`'s `IndexMap`, so two headers
+//! with the same key collapse into one (the last value wins) when producing and when
+//! consuming. Idempotence, transactions, consumer groups and `buffer.memory` back-pressure
+//! are not implemented yet.
+
+pub mod admin;
+mod cluster;
+pub mod config;
+mod connection;
+pub mod consumer;
+mod error;
+mod offsets;
+pub mod producer;
+mod record;
+
+pub use admin::{
+    Admin, ClusterDescription, ConfigEntry, ConfigResource, ConfigResourceType, ConfigResult,
+    ConfigSource, CreateTopicsOptions, CreatedTopic, NewTopic, TopicListing, TopicResult,
+};
+pub use cluster::{Node, PartitionDescription, TopicDescription};
+pub use config::{Acks, AutoOffsetReset, ClientConfig, CompressionType, IsolationLevel};
+pub use consumer::{Consumer, Offset};
+pub use error::{ClientError, Result, error_code_name};
+pub use offsets::OffsetAndTimestamp;
+pub use producer::{DeliveryFuture, Producer};
+pub use record::{
+    ConsumerRecord, Header, ProducerRecord, RecordMetadata, TimestampType, TopicPartition,
+};
+pub use strom_protocol::ErrorCode;

@@ -1,0 +1,730 @@
+//! Client configuration with Kafka's property names, units and defaults.
+//!
+//! One [`ClientConfig`] serves the producer, the consumer and the admin client (like
+//! librdkafka's single configuration object); each reads the properties it cares about. It is
+//! built either from properties — [`ClientConfig::from_properties`] or [`ClientConfig::set`],
+//! which is what a `--command-config` file or `-X key=value` flags feed — or with the typed
+//! `with_*` builder methods. [`Default`] holds Kafka's defaults and is the single table both
+//! paths start from.
+//!
+//! Unknown keys are kept (see [`ClientConfig::extra`]) and logged, as Kafka's clients warn
+//! about "supplied but isn't a known config": a properties file written for the Java client
+//! must not be refused for a setting that does not apply to us. Settings that would silently
+//! change semantics if ignored (`enable.idempotence=true`, `transactional.id`, a security
+//! protocol other than PLAINTEXT) are refused with an error instead.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::error::{ClientError, Result};
+
+/// `acks`: how many replicas must have a produced batch before the broker answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Acks {
+    /// `acks=0`: the broker sends no response; offsets are unknown (-1).
+    None,
+    /// `acks=1`: the leader has written the batch.
+    Leader,
+    /// `acks=all` (`-1`): every in-sync replica has it. Kafka's default since 3.0.
+    All,
+}
+
+impl Acks {
+    /// The value carried in the Produce request.
+    pub fn wire_value(self) -> i16 {
+        match self {
+            Self::None => 0,
+            Self::Leader => 1,
+            Self::All => -1,
+        }
+    }
+}
+
+impl FromStr for Acks {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "0" => Ok(Self::None),
+            "1" => Ok(Self::Leader),
+            "all" | "-1" => Ok(Self::All),
+            other => Err(format!("`{other}` is not one of 0, 1, all, -1")),
+        }
+    }
+}
+
+impl fmt::Display for Acks {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::None => "0",
+            Self::Leader => "1",
+            Self::All => "all",
+        })
+    }
+}
+
+/// `compression.type` of produced batches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompressionType {
+    None,
+    Gzip,
+    Snappy,
+    Lz4,
+    Zstd,
+}
+
+impl CompressionType {
+    pub(crate) fn codec(self) -> strom_protocol::kafka_protocol::records::Compression {
+        use strom_protocol::kafka_protocol::records::Compression;
+        match self {
+            Self::None => Compression::None,
+            Self::Gzip => Compression::Gzip,
+            Self::Snappy => Compression::Snappy,
+            Self::Lz4 => Compression::Lz4,
+            Self::Zstd => Compression::Zstd,
+        }
+    }
+}
+
+impl FromStr for CompressionType {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "none" => Ok(Self::None),
+            "gzip" => Ok(Self::Gzip),
+            "snappy" => Ok(Self::Snappy),
+            "lz4" => Ok(Self::Lz4),
+            "zstd" => Ok(Self::Zstd),
+            other => Err(format!(
+                "`{other}` is not one of none, gzip, snappy, lz4, zstd"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for CompressionType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::None => "none",
+            Self::Gzip => "gzip",
+            Self::Snappy => "snappy",
+            Self::Lz4 => "lz4",
+            Self::Zstd => "zstd",
+        })
+    }
+}
+
+/// `auto.offset.reset`: where a consumer goes when its position is missing or out of range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AutoOffsetReset {
+    Earliest,
+    Latest,
+    /// Fail the poll with OFFSET_OUT_OF_RANGE instead of moving.
+    None,
+}
+
+impl FromStr for AutoOffsetReset {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "earliest" => Ok(Self::Earliest),
+            "latest" => Ok(Self::Latest),
+            "none" => Ok(Self::None),
+            other => Err(format!("`{other}` is not one of earliest, latest, none")),
+        }
+    }
+}
+
+/// `isolation.level` of fetches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IsolationLevel {
+    ReadUncommitted,
+    ReadCommitted,
+}
+
+impl IsolationLevel {
+    pub(crate) fn wire_value(self) -> i8 {
+        match self {
+            Self::ReadUncommitted => 0,
+            Self::ReadCommitted => 1,
+        }
+    }
+}
+
+impl FromStr for IsolationLevel {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "read_uncommitted" => Ok(Self::ReadUncommitted),
+            "read_committed" => Ok(Self::ReadCommitted),
+            other => Err(format!(
+                "`{other}` is not one of read_uncommitted, read_committed"
+            )),
+        }
+    }
+}
+
+/// Client settings. See the module docs; every field is a Kafka property of the same name.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    bootstrap_servers: Vec<String>,
+    client_id: String,
+    request_timeout: Duration,
+    socket_connection_setup_timeout: Duration,
+    metadata_max_age: Duration,
+    default_api_timeout: Duration,
+    retries: u32,
+    retry_backoff: Duration,
+    retry_backoff_max: Duration,
+    allow_auto_create_topics: bool,
+    acks: Acks,
+    linger: Duration,
+    batch_size: usize,
+    compression: CompressionType,
+    max_request_size: usize,
+    /// `None` until set explicitly: Kafka then derives it from `linger.ms` and
+    /// `request.timeout.ms` instead of refusing a combination the user never chose.
+    delivery_timeout: Option<Duration>,
+    max_block: Duration,
+    max_in_flight_requests_per_connection: u32,
+    buffer_memory: u64,
+    fetch_min_bytes: i32,
+    fetch_max_wait: Duration,
+    fetch_max_bytes: i32,
+    max_partition_fetch_bytes: i32,
+    auto_offset_reset: AutoOffsetReset,
+    max_poll_records: usize,
+    isolation_level: IsolationLevel,
+    client_rack: String,
+    extra: BTreeMap<String, String>,
+}
+
+/// Kafka's defaults (Apache Kafka 4.x clients).
+impl Default for ClientConfig {
+    fn default() -> Self {
+        Self {
+            bootstrap_servers: Vec::new(),
+            client_id: String::new(),
+            request_timeout: Duration::from_millis(30_000),
+            socket_connection_setup_timeout: Duration::from_millis(10_000),
+            metadata_max_age: Duration::from_millis(300_000),
+            default_api_timeout: Duration::from_millis(60_000),
+            retries: i32::MAX as u32,
+            retry_backoff: Duration::from_millis(100),
+            retry_backoff_max: Duration::from_millis(1_000),
+            allow_auto_create_topics: true,
+            acks: Acks::All,
+            // KIP-1030 raised the default from 0 to 5 in Kafka 4.0.
+            linger: Duration::from_millis(5),
+            batch_size: 16_384,
+            compression: CompressionType::None,
+            max_request_size: 1_048_576,
+            delivery_timeout: None,
+            max_block: Duration::from_millis(60_000),
+            max_in_flight_requests_per_connection: 5,
+            buffer_memory: 33_554_432,
+            fetch_min_bytes: 1,
+            fetch_max_wait: Duration::from_millis(500),
+            fetch_max_bytes: 52_428_800,
+            max_partition_fetch_bytes: 1_048_576,
+            auto_offset_reset: AutoOffsetReset::Latest,
+            max_poll_records: 500,
+            isolation_level: IsolationLevel::ReadUncommitted,
+            client_rack: String::new(),
+            extra: BTreeMap::new(),
+        }
+    }
+}
+
+const DEFAULT_DELIVERY_TIMEOUT: Duration = Duration::from_millis(120_000);
+
+fn parse_int<T: TryFrom<i64>>(key: &str, value: &str, min: i64, max: i64) -> Result<T> {
+    let n: i64 = value
+        .trim()
+        .parse()
+        .map_err(|_| ClientError::config(key, format!("`{value}` is not an integer")))?;
+    if n < min || n > max {
+        return Err(ClientError::config(
+            key,
+            format!("{n} is out of range [{min}, {max}]"),
+        ));
+    }
+    T::try_from(n).map_err(|_| ClientError::config(key, format!("{n} is out of range")))
+}
+
+fn parse_ms(key: &str, value: &str, min: i64) -> Result<Duration> {
+    let ms: u64 = parse_int(key, value, min.max(0), i64::MAX)?;
+    Ok(Duration::from_millis(ms))
+}
+
+fn parse_bool(key: &str, value: &str) -> Result<bool> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(ClientError::config(
+            key,
+            format!("`{value}` is not true or false"),
+        )),
+    }
+}
+
+fn parse_enum<T: FromStr<Err = String>>(key: &str, value: &str) -> Result<T> {
+    value.parse().map_err(|e| ClientError::config(key, e))
+}
+
+/// Splits `bootstrap.servers` into `host:port` entries, checking each has a numeric port.
+fn parse_bootstrap(value: &str) -> Result<Vec<String>> {
+    const KEY: &str = "bootstrap.servers";
+    let mut out = Vec::new();
+    for entry in value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        // An address may carry a listener prefix (`PLAINTEXT://host:port`), as Kafka accepts.
+        let addr = entry.rsplit_once("://").map_or(entry, |(_, a)| a);
+        let Some((host, port)) = addr.rsplit_once(':') else {
+            return Err(ClientError::config(
+                KEY,
+                format!("`{entry}` is not host:port"),
+            ));
+        };
+        if host.is_empty() || port.parse::<u16>().map_or(true, |p| p == 0) {
+            return Err(ClientError::config(
+                KEY,
+                format!("`{entry}` is not host:port with a port in 1-65535"),
+            ));
+        }
+        out.push(addr.to_string());
+    }
+    if out.is_empty() {
+        return Err(ClientError::config(KEY, "no broker address given"));
+    }
+    Ok(out)
+}
+
+impl ClientConfig {
+    /// Kafka's defaults with the given `bootstrap.servers` (comma-separated `host:port`).
+    ///
+    /// The addresses are checked when the client connects (or by [`ClientConfig::validate`]);
+    /// use [`ClientConfig::from_properties`] to check them at once.
+    pub fn new(bootstrap_servers: impl AsRef<str>) -> Self {
+        let bootstrap_servers = bootstrap_servers
+            .as_ref()
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect();
+        Self {
+            bootstrap_servers,
+            ..Self::default()
+        }
+    }
+
+    /// Builds a configuration from Kafka properties and validates it.
+    pub fn from_properties(props: &BTreeMap<String, String>) -> Result<Self> {
+        let mut config = Self::default();
+        for (key, value) in props {
+            config.set(key, value)?;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Sets one property by its Kafka name; the value is checked at once.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<&mut Self> {
+        match key {
+            "bootstrap.servers" => self.bootstrap_servers = parse_bootstrap(value)?,
+            "client.id" => self.client_id = value.to_string(),
+            "request.timeout.ms" => self.request_timeout = parse_ms(key, value, 1)?,
+            "socket.connection.setup.timeout.ms" => {
+                self.socket_connection_setup_timeout = parse_ms(key, value, 1)?
+            }
+            "metadata.max.age.ms" => self.metadata_max_age = parse_ms(key, value, 0)?,
+            "default.api.timeout.ms" => self.default_api_timeout = parse_ms(key, value, 1)?,
+            "retries" => self.retries = parse_int(key, value, 0, i32::MAX.into())?,
+            "retry.backoff.ms" => self.retry_backoff = parse_ms(key, value, 0)?,
+            "retry.backoff.max.ms" => self.retry_backoff_max = parse_ms(key, value, 0)?,
+            "allow.auto.create.topics" => self.allow_auto_create_topics = parse_bool(key, value)?,
+            "acks" => self.acks = parse_enum(key, value)?,
+            "linger.ms" => self.linger = parse_ms(key, value, 0)?,
+            "batch.size" => self.batch_size = parse_int(key, value, 0, i32::MAX.into())?,
+            "compression.type" => self.compression = parse_enum(key, value)?,
+            "max.request.size" => {
+                self.max_request_size = parse_int(key, value, 1, i32::MAX.into())?
+            }
+            "delivery.timeout.ms" => self.delivery_timeout = Some(parse_ms(key, value, 1)?),
+            "max.block.ms" => self.max_block = parse_ms(key, value, 0)?,
+            "max.in.flight.requests.per.connection" => {
+                self.max_in_flight_requests_per_connection =
+                    parse_int(key, value, 1, i32::MAX.into())?
+            }
+            "buffer.memory" => self.buffer_memory = parse_int(key, value, 0, i64::MAX)?,
+            "enable.idempotence" => {
+                if parse_bool(key, value)? {
+                    return Err(ClientError::config(
+                        key,
+                        "idempotent production is not supported by this client yet; set it to false",
+                    ));
+                }
+            }
+            "transactional.id" => {
+                return Err(ClientError::config(
+                    key,
+                    "transactions are not supported by this client yet",
+                ));
+            }
+            "security.protocol" => {
+                if !value.trim().eq_ignore_ascii_case("PLAINTEXT") {
+                    return Err(ClientError::config(
+                        key,
+                        format!("`{value}` is not supported; only PLAINTEXT is"),
+                    ));
+                }
+            }
+            "fetch.min.bytes" => self.fetch_min_bytes = parse_int(key, value, 0, i32::MAX.into())?,
+            "fetch.max.wait.ms" => {
+                self.fetch_max_wait = parse_ms(key, value, 0)?;
+                if self.fetch_max_wait.as_millis() > i32::MAX as u128 {
+                    return Err(ClientError::config(key, "larger than 2147483647"));
+                }
+            }
+            "fetch.max.bytes" => self.fetch_max_bytes = parse_int(key, value, 0, i32::MAX.into())?,
+            "max.partition.fetch.bytes" => {
+                self.max_partition_fetch_bytes = parse_int(key, value, 0, i32::MAX.into())?
+            }
+            "auto.offset.reset" => self.auto_offset_reset = parse_enum(key, value)?,
+            "max.poll.records" => {
+                self.max_poll_records = parse_int(key, value, 1, i32::MAX.into())?
+            }
+            "isolation.level" => self.isolation_level = parse_enum(key, value)?,
+            "client.rack" => self.client_rack = value.to_string(),
+            _ => {
+                tracing::warn!(key, "unknown client property is ignored");
+                self.extra.insert(key.to_string(), value.to_string());
+            }
+        }
+        Ok(self)
+    }
+
+    /// Checks the settings together; called by `from_properties` and before connecting.
+    pub fn validate(&self) -> Result<()> {
+        if self.bootstrap_servers.is_empty() {
+            return Err(ClientError::config(
+                "bootstrap.servers",
+                "is required (host:port[,host:port...])",
+            ));
+        }
+        parse_bootstrap(&self.bootstrap_servers.join(","))?;
+        if self
+            .delivery_timeout
+            .is_some_and(|d| d < self.linger + self.request_timeout)
+        {
+            return Err(ClientError::config(
+                "delivery.timeout.ms",
+                "should be equal to or larger than linger.ms + request.timeout.ms",
+            ));
+        }
+        if self.retry_backoff_max < self.retry_backoff {
+            return Err(ClientError::config(
+                "retry.backoff.max.ms",
+                "must not be smaller than retry.backoff.ms",
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn with_client_id(mut self, id: impl Into<String>) -> Self {
+        self.client_id = id.into();
+        self
+    }
+    pub fn with_request_timeout(mut self, t: Duration) -> Self {
+        self.request_timeout = t;
+        self
+    }
+    pub fn with_metadata_max_age(mut self, t: Duration) -> Self {
+        self.metadata_max_age = t;
+        self
+    }
+    pub fn with_default_api_timeout(mut self, t: Duration) -> Self {
+        self.default_api_timeout = t;
+        self
+    }
+    pub fn with_retries(mut self, retries: u32) -> Self {
+        self.retries = retries;
+        self
+    }
+    pub fn with_retry_backoff(mut self, backoff: Duration, max: Duration) -> Self {
+        self.retry_backoff = backoff;
+        self.retry_backoff_max = max;
+        self
+    }
+    pub fn with_allow_auto_create_topics(mut self, allow: bool) -> Self {
+        self.allow_auto_create_topics = allow;
+        self
+    }
+    pub fn with_acks(mut self, acks: Acks) -> Self {
+        self.acks = acks;
+        self
+    }
+    pub fn with_linger(mut self, linger: Duration) -> Self {
+        self.linger = linger;
+        self
+    }
+    pub fn with_batch_size(mut self, bytes: usize) -> Self {
+        self.batch_size = bytes;
+        self
+    }
+    pub fn with_compression(mut self, compression: CompressionType) -> Self {
+        self.compression = compression;
+        self
+    }
+    pub fn with_max_request_size(mut self, bytes: usize) -> Self {
+        self.max_request_size = bytes;
+        self
+    }
+    pub fn with_delivery_timeout(mut self, t: Duration) -> Self {
+        self.delivery_timeout = Some(t);
+        self
+    }
+    pub fn with_max_block(mut self, t: Duration) -> Self {
+        self.max_block = t;
+        self
+    }
+    pub fn with_fetch_min_bytes(mut self, bytes: i32) -> Self {
+        self.fetch_min_bytes = bytes;
+        self
+    }
+    pub fn with_fetch_max_wait(mut self, t: Duration) -> Self {
+        self.fetch_max_wait = t;
+        self
+    }
+    pub fn with_fetch_max_bytes(mut self, bytes: i32) -> Self {
+        self.fetch_max_bytes = bytes;
+        self
+    }
+    pub fn with_max_partition_fetch_bytes(mut self, bytes: i32) -> Self {
+        self.max_partition_fetch_bytes = bytes;
+        self
+    }
+    pub fn with_auto_offset_reset(mut self, reset: AutoOffsetReset) -> Self {
+        self.auto_offset_reset = reset;
+        self
+    }
+    pub fn with_max_poll_records(mut self, n: usize) -> Self {
+        self.max_poll_records = n.max(1);
+        self
+    }
+    pub fn with_isolation_level(mut self, level: IsolationLevel) -> Self {
+        self.isolation_level = level;
+        self
+    }
+
+    pub fn bootstrap_servers(&self) -> &[String] {
+        &self.bootstrap_servers
+    }
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+    pub fn request_timeout(&self) -> Duration {
+        self.request_timeout
+    }
+    pub fn socket_connection_setup_timeout(&self) -> Duration {
+        self.socket_connection_setup_timeout
+    }
+    pub fn metadata_max_age(&self) -> Duration {
+        self.metadata_max_age
+    }
+    pub fn default_api_timeout(&self) -> Duration {
+        self.default_api_timeout
+    }
+    pub fn retries(&self) -> u32 {
+        self.retries
+    }
+    pub fn retry_backoff(&self) -> Duration {
+        self.retry_backoff
+    }
+    pub fn retry_backoff_max(&self) -> Duration {
+        self.retry_backoff_max
+    }
+    pub fn allow_auto_create_topics(&self) -> bool {
+        self.allow_auto_create_topics
+    }
+    pub fn acks(&self) -> Acks {
+        self.acks
+    }
+    pub fn linger(&self) -> Duration {
+        self.linger
+    }
+    pub fn batch_size(&self) -> usize {
+        self.batch_size
+    }
+    pub fn compression(&self) -> CompressionType {
+        self.compression
+    }
+    pub fn max_request_size(&self) -> usize {
+        self.max_request_size
+    }
+    /// `delivery.timeout.ms`, or Kafka's default raised to `linger.ms + request.timeout.ms`
+    /// when not set explicitly.
+    pub fn delivery_timeout(&self) -> Duration {
+        self.delivery_timeout
+            .unwrap_or_else(|| DEFAULT_DELIVERY_TIMEOUT.max(self.linger + self.request_timeout))
+    }
+    pub fn max_block(&self) -> Duration {
+        self.max_block
+    }
+    pub fn max_in_flight_requests_per_connection(&self) -> u32 {
+        self.max_in_flight_requests_per_connection
+    }
+    /// `buffer.memory`: accepted and kept, not enforced yet (no back-pressure).
+    pub fn buffer_memory(&self) -> u64 {
+        self.buffer_memory
+    }
+    pub fn fetch_min_bytes(&self) -> i32 {
+        self.fetch_min_bytes
+    }
+    pub fn fetch_max_wait(&self) -> Duration {
+        self.fetch_max_wait
+    }
+    pub fn fetch_max_bytes(&self) -> i32 {
+        self.fetch_max_bytes
+    }
+    pub fn max_partition_fetch_bytes(&self) -> i32 {
+        self.max_partition_fetch_bytes
+    }
+    pub fn auto_offset_reset(&self) -> AutoOffsetReset {
+        self.auto_offset_reset
+    }
+    pub fn max_poll_records(&self) -> usize {
+        self.max_poll_records
+    }
+    pub fn isolation_level(&self) -> IsolationLevel {
+        self.isolation_level
+    }
+    pub fn client_rack(&self) -> &str {
+        &self.client_rack
+    }
+    /// Properties this client does not know, kept as given.
+    pub fn extra(&self) -> &BTreeMap<String, String> {
+        &self.extra
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn props(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn err(pairs: &[(&str, &str)]) -> String {
+        match ClientConfig::from_properties(&props(pairs)) {
+            Ok(c) => panic!("accepted {c:?}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn defaults_are_kafkas() {
+        let c = ClientConfig::from_properties(&props(&[("bootstrap.servers", "a:9092")])).unwrap();
+        assert_eq!(c.bootstrap_servers(), ["a:9092"]);
+        assert_eq!(c.request_timeout(), Duration::from_secs(30));
+        assert_eq!(c.acks(), Acks::All);
+        assert_eq!(c.linger(), Duration::from_millis(5));
+        assert_eq!(c.batch_size(), 16_384);
+        assert_eq!(c.max_request_size(), 1_048_576);
+        assert_eq!(c.retries(), 2_147_483_647);
+        assert_eq!(c.delivery_timeout(), Duration::from_secs(120));
+        assert_eq!(c.fetch_min_bytes(), 1);
+        assert_eq!(c.fetch_max_wait(), Duration::from_millis(500));
+        assert_eq!(c.fetch_max_bytes(), 52_428_800);
+        assert_eq!(c.max_partition_fetch_bytes(), 1_048_576);
+        assert_eq!(c.auto_offset_reset(), AutoOffsetReset::Latest);
+        assert_eq!(c.compression(), CompressionType::None);
+    }
+
+    #[test]
+    fn values_parse() {
+        let c = ClientConfig::from_properties(&props(&[
+            ("bootstrap.servers", "PLAINTEXT://h1:1, h2:2,[::1]:3"),
+            ("acks", "-1"),
+            ("compression.type", "ZSTD"),
+            ("linger.ms", "0"),
+            ("auto.offset.reset", "earliest"),
+            ("enable.idempotence", "false"),
+            ("some.unknown.key", "x"),
+        ]))
+        .unwrap();
+        assert_eq!(c.bootstrap_servers(), ["h1:1", "h2:2", "[::1]:3"]);
+        assert_eq!(c.acks(), Acks::All);
+        assert_eq!(c.compression(), CompressionType::Zstd);
+        assert_eq!(c.linger(), Duration::ZERO);
+        assert_eq!(c.auto_offset_reset(), AutoOffsetReset::Earliest);
+        assert_eq!(
+            c.extra().get("some.unknown.key").map(String::as_str),
+            Some("x")
+        );
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        assert_eq!(
+            err(&[]),
+            "invalid configuration `bootstrap.servers`: is required (host:port[,host:port...])"
+        );
+        assert_eq!(
+            err(&[("bootstrap.servers", "nohost")]),
+            "invalid configuration `bootstrap.servers`: `nohost` is not host:port"
+        );
+        assert!(err(&[("bootstrap.servers", "h:99999")]).contains("port in 1-65535"));
+        assert_eq!(
+            err(&[("bootstrap.servers", "h:1"), ("acks", "2")]),
+            "invalid configuration `acks`: `2` is not one of 0, 1, all, -1"
+        );
+        assert_eq!(
+            err(&[("bootstrap.servers", "h:1"), ("linger.ms", "soon")]),
+            "invalid configuration `linger.ms`: `soon` is not an integer"
+        );
+        assert_eq!(
+            err(&[("bootstrap.servers", "h:1"), ("retries", "-1")]),
+            "invalid configuration `retries`: -1 is out of range [0, 2147483647]"
+        );
+        assert!(
+            err(&[("bootstrap.servers", "h:1"), ("compression.type", "brotli")])
+                .starts_with("invalid configuration `compression.type`")
+        );
+        assert!(
+            err(&[
+                ("bootstrap.servers", "h:1"),
+                ("allow.auto.create.topics", "yes")
+            ])
+            .contains("`yes` is not true or false")
+        );
+        assert!(
+            err(&[("bootstrap.servers", "h:1"), ("enable.idempotence", "true")])
+                .starts_with("invalid configuration `enable.idempotence`")
+        );
+        assert!(
+            err(&[("bootstrap.servers", "h:1"), ("security.protocol", "SSL")])
+                .contains("only PLAINTEXT")
+        );
+        assert!(
+            err(&[
+                ("bootstrap.servers", "h:1"),
+                ("delivery.timeout.ms", "1000"),
+                ("request.timeout.ms", "30000"),
+            ])
+            .starts_with("invalid configuration `delivery.timeout.ms`")
+        );
+    }
+
+    #[test]
+    fn delivery_timeout_follows_request_timeout_when_unset() {
+        let c = ClientConfig::new("h:1").with_request_timeout(Duration::from_secs(200));
+        assert_eq!(c.delivery_timeout(), Duration::from_millis(200_005));
+        assert!(c.validate().is_ok());
+    }
+}

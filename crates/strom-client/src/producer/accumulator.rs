@@ -1,0 +1,377 @@
+//! Per-partition queues of record batches waiting to be sent.
+//!
+//! Records are appended to the open (last) batch of their partition until it would exceed
+//! `batch.size`; a batch becomes sendable when it is full, when another batch queues behind
+//! it, when it has waited `linger.ms`, or at once while the producer is flushing or closing.
+//! Only the front batch of a partition is ever in flight, and a failed batch goes back to the
+//! front, so records of one partition are written in the order they were sent even across
+//! retries (what idempotence will later guarantee with sequence numbers, this guarantees by
+//! never pipelining a partition). There is no `buffer.memory` limit yet: queues grow without
+//! back-pressure.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+use crate::error::{ClientError, Result};
+use crate::record::{Header, RecordMetadata, TopicPartition};
+
+/// Size of a v2 batch header, counted once per batch against `batch.size`.
+pub(crate) const BATCH_OVERHEAD: usize = 61;
+
+/// A record accepted by `send`, until its future is completed.
+#[derive(Debug)]
+pub(crate) struct PendingRecord {
+    /// Send order, used by `flush` to wait for exactly the records sent before it.
+    pub(crate) seq: u64,
+    pub(crate) topic: String,
+    pub(crate) partition: Option<i32>,
+    pub(crate) key: Option<Bytes>,
+    pub(crate) value: Option<Bytes>,
+    pub(crate) headers: Vec<Header>,
+    pub(crate) timestamp: i64,
+    /// Upper bound of the encoded record's size (Kafka's `estimateSizeInBytesUpperBound`
+    /// without the batch header).
+    pub(crate) size: usize,
+    pub(crate) done: oneshot::Sender<Result<RecordMetadata>>,
+}
+
+impl PendingRecord {
+    pub(crate) fn complete(self, result: Result<RecordMetadata>) {
+        // The caller may have dropped its future; that is its right.
+        let _ = self.done.send(result);
+    }
+}
+
+/// Upper bound of a record's encoded size in a v2 batch (varints at their widest).
+pub(crate) fn estimate_record_size(
+    key: Option<&Bytes>,
+    value: Option<&Bytes>,
+    headers: &[Header],
+) -> usize {
+    // length varint (5) + attributes (1) + timestamp delta (10) + offset delta (5)
+    // + key length (5) + value length (5) + header count (5)
+    let mut size = 36 + key.map_or(0, Bytes::len) + value.map_or(0, Bytes::len);
+    for h in headers {
+        size += 10 + h.key.len() + h.value.as_ref().map_or(0, Bytes::len);
+    }
+    size
+}
+
+#[derive(Debug)]
+pub(crate) struct Batch {
+    pub(crate) tp: TopicPartition,
+    pub(crate) records: Vec<PendingRecord>,
+    /// Estimated bytes, batch header included.
+    pub(crate) size: usize,
+    pub(crate) created: Instant,
+    /// Times this batch was sent and failed retriably.
+    pub(crate) attempts: u32,
+    pub(crate) retry_at: Option<Instant>,
+    /// No more records may join: it was sent once (a retry must resend the same records) or
+    /// it is full.
+    pub(crate) sealed: bool,
+}
+
+impl Batch {
+    fn new(tp: TopicPartition, now: Instant) -> Self {
+        Self {
+            tp,
+            records: Vec::new(),
+            size: BATCH_OVERHEAD,
+            created: now,
+            attempts: 0,
+            retry_at: None,
+            sealed: false,
+        }
+    }
+
+    /// Fails every record of the batch.
+    pub(crate) fn fail(self, error: &ClientError) -> Vec<u64> {
+        let mut seqs = Vec::with_capacity(self.records.len());
+        for record in self.records {
+            seqs.push(record.seq);
+            record.complete(Err(error.clone()));
+        }
+        seqs
+    }
+
+    /// Splits a multi-record batch into one batch per record (after MESSAGE_TOO_LARGE),
+    /// keeping their order and retry state.
+    pub(crate) fn split(self) -> Vec<Batch> {
+        let Batch {
+            tp,
+            records,
+            created,
+            attempts,
+            ..
+        } = self;
+        records
+            .into_iter()
+            .map(|record| Batch {
+                tp: tp.clone(),
+                size: BATCH_OVERHEAD + record.size,
+                records: vec![record],
+                created,
+                attempts,
+                retry_at: None,
+                sealed: true,
+            })
+            .collect()
+    }
+}
+
+#[derive(Debug, Default)]
+struct PartitionQueue {
+    batches: VecDeque<Batch>,
+    in_flight: bool,
+}
+
+#[derive(Debug)]
+pub(crate) struct Accumulator {
+    batch_size: usize,
+    linger: Duration,
+    partitions: BTreeMap<TopicPartition, PartitionQueue>,
+}
+
+impl Accumulator {
+    pub(crate) fn new(batch_size: usize, linger: Duration) -> Self {
+        Self {
+            batch_size,
+            linger,
+            partitions: BTreeMap::new(),
+        }
+    }
+
+    /// True when a record of `size` bytes would join an existing open batch of `tp`.
+    pub(crate) fn fits_open_batch(&self, tp: &TopicPartition, size: usize) -> bool {
+        self.partitions
+            .get(tp)
+            .and_then(|q| q.batches.back())
+            .is_some_and(|b| !b.sealed && b.size + size <= self.batch_size.max(BATCH_OVERHEAD))
+    }
+
+    /// Appends a record to `tp`'s open batch, or to a new batch if it does not fit.
+    pub(crate) fn append(&mut self, tp: TopicPartition, record: PendingRecord, now: Instant) {
+        let fits = self.fits_open_batch(&tp, record.size);
+        let batch_size = self.batch_size;
+        let queue = self.partitions.entry(tp.clone()).or_default();
+        if !fits {
+            if let Some(last) = queue.batches.back_mut() {
+                last.sealed = true;
+            }
+            queue.batches.push_back(Batch::new(tp, now));
+        }
+        if let Some(batch) = queue.batches.back_mut() {
+            batch.size += record.size;
+            batch.records.push(record);
+            if batch.size >= batch_size {
+                batch.sealed = true;
+            }
+        }
+    }
+
+    /// When the front batch of `queue` may be sent (`None`: not now, nothing to send or one
+    /// already in flight).
+    fn send_time(&self, queue: &PartitionQueue, force: bool) -> Option<Instant> {
+        if queue.in_flight {
+            return None;
+        }
+        let front = queue.batches.front()?;
+        let lingered = if force || front.sealed || queue.batches.len() > 1 {
+            front.created
+        } else {
+            front.created + self.linger
+        };
+        Some(match front.retry_at {
+            Some(retry) => retry.max(lingered),
+            None => lingered,
+        })
+    }
+
+    /// Partitions whose front batch may be sent now.
+    pub(crate) fn ready(&self, now: Instant, force: bool) -> Vec<TopicPartition> {
+        self.partitions
+            .iter()
+            .filter(|(_, q)| self.send_time(q, force).is_some_and(|t| t <= now))
+            .map(|(tp, _)| tp.clone())
+            .collect()
+    }
+
+    /// The earliest time some batch becomes sendable.
+    pub(crate) fn next_ready_time(&self, force: bool) -> Option<Instant> {
+        self.partitions
+            .values()
+            .filter_map(|q| self.send_time(q, force))
+            .min()
+    }
+
+    /// Keeps `tp`'s front batch from being sent before `until` (no leader known yet).
+    pub(crate) fn delay_front(&mut self, tp: &TopicPartition, until: Instant) {
+        if let Some(batch) = self
+            .partitions
+            .get_mut(tp)
+            .and_then(|q| q.batches.front_mut())
+        {
+            batch.retry_at = Some(batch.retry_at.map_or(until, |t| t.max(until)));
+        }
+    }
+
+    /// Estimated size of `tp`'s front batch.
+    pub(crate) fn front_size(&self, tp: &TopicPartition) -> Option<usize> {
+        self.partitions.get(tp)?.batches.front().map(|b| b.size)
+    }
+
+    /// Takes `tp`'s front batch for sending; the partition is in flight until
+    /// [`Accumulator::finished`] or [`Accumulator::requeue`].
+    pub(crate) fn take_front(&mut self, tp: &TopicPartition) -> Option<Batch> {
+        let queue = self.partitions.get_mut(tp)?;
+        let mut batch = queue.batches.pop_front()?;
+        batch.sealed = true;
+        queue.in_flight = true;
+        Some(batch)
+    }
+
+    /// The in-flight batch of `tp` is done (acknowledged or failed for good).
+    pub(crate) fn finished(&mut self, tp: &TopicPartition) {
+        if let Some(queue) = self.partitions.get_mut(tp) {
+            queue.in_flight = false;
+            if queue.batches.is_empty() {
+                self.partitions.remove(tp);
+            }
+        }
+    }
+
+    /// Puts batches of one partition back at the front, in the given order, and ends its
+    /// in-flight state.
+    pub(crate) fn requeue(&mut self, tp: &TopicPartition, batches: Vec<Batch>) {
+        let queue = self.partitions.entry(tp.clone()).or_default();
+        queue.in_flight = false;
+        for batch in batches.into_iter().rev() {
+            queue.batches.push_front(batch);
+        }
+    }
+
+    /// Removes queued (not in-flight) batches created before `deadline`.
+    pub(crate) fn expire(&mut self, created_before: Instant) -> Vec<Batch> {
+        let mut expired = Vec::new();
+        for queue in self.partitions.values_mut() {
+            while queue
+                .batches
+                .front()
+                .is_some_and(|b| b.created < created_before)
+            {
+                if let Some(batch) = queue.batches.pop_front() {
+                    expired.push(batch);
+                }
+            }
+        }
+        self.partitions
+            .retain(|_, q| q.in_flight || !q.batches.is_empty());
+        expired
+    }
+
+    /// The creation time of the oldest queued batch.
+    pub(crate) fn oldest_batch(&self) -> Option<Instant> {
+        self.partitions
+            .values()
+            .filter_map(|q| q.batches.front().map(|b| b.created))
+            .min()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(seq: u64, size: usize) -> PendingRecord {
+        let (done, _) = oneshot::channel();
+        PendingRecord {
+            seq,
+            topic: "t".into(),
+            partition: None,
+            key: None,
+            value: None,
+            headers: Vec::new(),
+            timestamp: 0,
+            size,
+            done,
+        }
+    }
+
+    #[tokio::test]
+    async fn batches_fill_up_to_batch_size_and_linger() {
+        let tp = TopicPartition::new("t", 0);
+        let mut acc = Accumulator::new(1000, Duration::from_millis(50));
+        let t0 = Instant::now();
+        acc.append(tp.clone(), record(0, 400), t0);
+        acc.append(tp.clone(), record(1, 400), t0);
+        // Not full, not lingered yet.
+        assert!(acc.ready(t0, false).is_empty());
+        assert_eq!(
+            acc.next_ready_time(false),
+            Some(t0 + Duration::from_millis(50))
+        );
+        assert_eq!(
+            acc.ready(t0 + Duration::from_millis(50), false),
+            vec![tp.clone()]
+        );
+        assert_eq!(acc.ready(t0, true), vec![tp.clone()]);
+        // A third record does not fit: a second batch starts and the first is sendable.
+        acc.append(tp.clone(), record(2, 400), t0);
+        assert_eq!(acc.ready(t0, false), vec![tp.clone()]);
+        let first = acc.take_front(&tp).unwrap();
+        assert_eq!(first.records.len(), 2);
+        // One in flight per partition.
+        assert!(acc.ready(t0 + Duration::from_secs(1), true).is_empty());
+        acc.requeue(&tp, vec![first]);
+        let again = acc.take_front(&tp).unwrap();
+        assert_eq!(again.records[0].seq, 0, "a retried batch goes first");
+        acc.finished(&tp);
+        let second = acc.take_front(&tp).unwrap();
+        assert_eq!(second.records[0].seq, 2);
+        acc.finished(&tp);
+        assert!(acc.partitions.is_empty());
+    }
+
+    #[tokio::test]
+    async fn oversized_record_gets_its_own_batch_and_split_keeps_order() {
+        let tp = TopicPartition::new("t", 0);
+        let mut acc = Accumulator::new(100, Duration::from_secs(10));
+        let t0 = Instant::now();
+        acc.append(tp.clone(), record(0, 5000), t0);
+        assert_eq!(acc.ready(t0, false), vec![tp.clone()], "full at once");
+        let mut acc = Accumulator::new(10_000, Duration::ZERO);
+        for i in 0..3 {
+            acc.append(tp.clone(), record(i, 10), t0);
+        }
+        let batch = acc.take_front(&tp).unwrap();
+        let parts = batch.split();
+        assert_eq!(parts.len(), 3);
+        acc.requeue(&tp, parts);
+        let seqs: Vec<u64> = (0..3)
+            .map(|_| {
+                let b = acc.take_front(&tp).unwrap();
+                acc.finished(&tp);
+                b.records[0].seq
+            })
+            .collect();
+        assert_eq!(seqs, vec![0, 1, 2]);
+    }
+
+    #[tokio::test]
+    async fn expiry_takes_old_queued_batches_only() {
+        let tp = TopicPartition::new("t", 0);
+        let mut acc = Accumulator::new(0, Duration::ZERO);
+        let t0 = Instant::now();
+        acc.append(tp.clone(), record(0, 10), t0);
+        acc.append(tp.clone(), record(1, 10), t0 + Duration::from_secs(5));
+        let expired = acc.expire(t0 + Duration::from_secs(1));
+        assert_eq!(expired.len(), 1);
+        assert_eq!(expired[0].records[0].seq, 0);
+        assert_eq!(acc.oldest_batch(), Some(t0 + Duration::from_secs(5)));
+    }
+}

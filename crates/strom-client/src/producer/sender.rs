@@ -1,0 +1,665 @@
+//! The producer's background task: the only owner of the accumulator, so no locks. It waits on
+//! three things — commands from `Producer` handles, completions of the requests and metadata
+//! refreshes it spawned, and the next time a batch becomes sendable — and after each wakeup
+//! routes records whose topic metadata arrived, expires batches past `delivery.timeout.ms`,
+//! sends ready batches, and answers flushes.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use strom_protocol::ErrorCode;
+use strom_protocol::StrBytes;
+use strom_protocol::kafka_protocol::records::{
+    Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+use strom_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use strom_protocol::messages::{ProduceRequest, TopicName};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use tracing::{debug, warn};
+use uuid::Uuid;
+
+use super::Command;
+use super::accumulator::{Accumulator, Batch, PendingRecord};
+use super::partitioner::{StickyPartitioner, partition_for_key};
+use crate::cluster::{Cluster, Metadata, Topics};
+use crate::config::{Acks, ClientConfig, CompressionType};
+use crate::error::{ClientError, Result};
+use crate::record::{RecordMetadata, TopicPartition};
+
+/// Highest Produce version that addresses topics by name; v13 uses topic ids.
+const LAST_PRODUCE_VERSION_BY_NAME: i16 = 12;
+/// Commands handled per loop iteration at most.
+const COMMAND_BURST: usize = 4096;
+
+enum Event {
+    Metadata(Result<()>),
+    Produced {
+        batches: Vec<Batch>,
+        /// One outcome per batch, in order: (base offset, log append time).
+        outcome: Result<Vec<Result<(i64, i64)>>>,
+    },
+}
+
+/// Records of one topic waiting for its metadata.
+struct Waiting {
+    records: VecDeque<PendingRecord>,
+    since: Instant,
+}
+
+struct Sender {
+    cluster: Arc<Cluster>,
+    config: Arc<ClientConfig>,
+    commands: mpsc::UnboundedReceiver<Command>,
+    commands_open: bool,
+    events_tx: mpsc::UnboundedSender<Event>,
+    events: mpsc::UnboundedReceiver<Event>,
+    accumulator: Accumulator,
+    sticky: StickyPartitioner,
+    /// Topics whose sticky partition already got a batch: the next new batch moves on.
+    sticky_batch_started: BTreeSet<String>,
+    waiting: BTreeMap<String, Waiting>,
+    topics_in_use: BTreeSet<String>,
+    /// Sequence numbers of records not yet completed.
+    outstanding: BTreeSet<u64>,
+    flushes: Vec<(u64, oneshot::Sender<()>)>,
+    closing: bool,
+    close_waiters: Vec<oneshot::Sender<()>>,
+    metadata_in_flight: bool,
+    metadata_wanted: bool,
+    metadata_not_before: Instant,
+    metadata_failures: u32,
+}
+
+pub(super) async fn run(cluster: Arc<Cluster>, commands: mpsc::UnboundedReceiver<Command>) {
+    let config = cluster.config_arc();
+    let (events_tx, events) = mpsc::unbounded_channel();
+    let mut sender = Sender {
+        accumulator: Accumulator::new(config.batch_size(), config.linger()),
+        cluster,
+        config,
+        commands,
+        commands_open: true,
+        events_tx,
+        events,
+        sticky: StickyPartitioner::default(),
+        sticky_batch_started: BTreeSet::new(),
+        waiting: BTreeMap::new(),
+        topics_in_use: BTreeSet::new(),
+        outstanding: BTreeSet::new(),
+        flushes: Vec::new(),
+        closing: false,
+        close_waiters: Vec::new(),
+        metadata_in_flight: false,
+        metadata_wanted: false,
+        metadata_not_before: Instant::now(),
+        metadata_failures: 0,
+    };
+    sender.run().await;
+}
+
+impl Sender {
+    async fn run(&mut self) {
+        loop {
+            let wakeup = self.next_wakeup();
+            tokio::select! {
+                command = self.commands.recv(), if self.commands_open => match command {
+                    Some(command) => {
+                        self.on_command(command);
+                        // Take more of what is queued in one go: a burst of sends should
+                        // not cost one loop iteration each. Bounded, so a caller sending
+                        // without pause cannot starve completions and sending.
+                        for _ in 0..COMMAND_BURST {
+                            match self.commands.try_recv() {
+                                Ok(command) => self.on_command(command),
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                    None => {
+                        self.commands_open = false;
+                        self.closing = true;
+                    }
+                },
+                Some(event) = self.events.recv() => self.on_event(event),
+                _ = sleep_until(wakeup) => {}
+            }
+            self.step();
+            if self.closing && self.outstanding.is_empty() {
+                for waiter in self.close_waiters.drain(..) {
+                    let _ = waiter.send(());
+                }
+                debug!("producer closed");
+                // Refuse what arrives after the close.
+                self.commands.close();
+                while let Ok(command) = self.commands.try_recv() {
+                    self.reject(command);
+                }
+                return;
+            }
+        }
+    }
+
+    fn reject(&mut self, command: Command) {
+        match command {
+            Command::Send(record) => record.complete(Err(ClientError::Closed)),
+            Command::Flush { done, .. } | Command::Close { done } => {
+                let _ = done.send(());
+            }
+        }
+    }
+
+    fn on_command(&mut self, command: Command) {
+        match command {
+            Command::Send(record) if self.closing => record.complete(Err(ClientError::Closed)),
+            Command::Send(record) => {
+                self.outstanding.insert(record.seq);
+                self.topics_in_use.insert(record.topic.clone());
+                let metadata = self.cluster.snapshot();
+                match self.waiting.get_mut(&record.topic) {
+                    // Behind records already waiting, to keep the send order.
+                    Some(waiting) => waiting.records.push_back(record),
+                    None if has_partitions(&metadata, &record.topic) => {
+                        self.route(&metadata, record)
+                    }
+                    None => {
+                        self.metadata_wanted = true;
+                        self.waiting.insert(
+                            record.topic.clone(),
+                            Waiting {
+                                records: VecDeque::from([record]),
+                                since: Instant::now(),
+                            },
+                        );
+                    }
+                }
+            }
+            Command::Flush { upto, done } => self.flushes.push((upto, done)),
+            Command::Close { done } => {
+                self.closing = true;
+                self.close_waiters.push(done);
+            }
+        }
+    }
+
+    fn on_event(&mut self, event: Event) {
+        match event {
+            Event::Metadata(result) => {
+                self.metadata_in_flight = false;
+                let backoff = match &result {
+                    Ok(()) => {
+                        self.metadata_failures = 0;
+                        self.config.retry_backoff()
+                    }
+                    Err(e) => {
+                        debug!(error = %e, "metadata refresh failed");
+                        self.metadata_wanted = true;
+                        self.metadata_failures += 1;
+                        self.cluster.backoff(self.metadata_failures - 1)
+                    }
+                };
+                self.metadata_not_before = Instant::now() + backoff;
+            }
+            Event::Produced { batches, outcome } => match outcome {
+                Ok(results) => {
+                    for (batch, result) in batches.into_iter().zip(results) {
+                        match result {
+                            Ok((base_offset, append_time)) => {
+                                self.complete_batch(batch, base_offset, append_time)
+                            }
+                            Err(e) => self.batch_failed(batch, e),
+                        }
+                    }
+                }
+                Err(e) => {
+                    for batch in batches {
+                        self.batch_failed(batch, e.clone());
+                    }
+                }
+            },
+        }
+    }
+
+    /// Routes a record whose topic has metadata to its partition's batch.
+    fn route(&mut self, metadata: &Metadata, record: PendingRecord) {
+        let Some(topic) = metadata.topic(&record.topic) else {
+            let e = ClientError::Protocol(format!("no metadata for topic {}", record.topic));
+            return self.fail_record(record, e);
+        };
+        let count = i32::try_from(topic.partitions.len()).unwrap_or(i32::MAX);
+        let partition = match (record.partition, &record.key) {
+            (Some(p), _) if p < 0 || p >= count => {
+                let e = ClientError::InvalidArgument(format!(
+                    "Invalid partition given with record: {p} is not in the range [0...{count})."
+                ));
+                return self.fail_record(record, e);
+            }
+            (Some(p), _) => p,
+            (None, Some(key)) => partition_for_key(key, count),
+            (None, None) => {
+                let available: Vec<i32> = topic
+                    .partitions
+                    .iter()
+                    .filter(|p| p.leader.is_some())
+                    .map(|p| p.partition)
+                    .collect();
+                let current = self.sticky.partition(&record.topic, count, &available);
+                let tp = TopicPartition::new(record.topic.clone(), current);
+                if self.accumulator.fits_open_batch(&tp, record.size) {
+                    current
+                } else if self.sticky_batch_started.insert(record.topic.clone()) {
+                    // First batch on this sticky partition.
+                    current
+                } else {
+                    // KIP-480: a new batch is needed, so switch partitions.
+                    self.sticky
+                        .next(&record.topic, count, &available, Some(current))
+                }
+            }
+        };
+        let tp = TopicPartition::new(record.topic.clone(), partition);
+        self.accumulator.append(tp, record, Instant::now());
+    }
+
+    fn fail_record(&mut self, record: PendingRecord, error: ClientError) {
+        self.outstanding.remove(&record.seq);
+        record.complete(Err(error));
+    }
+
+    fn complete_batch(&mut self, batch: Batch, base_offset: i64, append_time: i64) {
+        self.accumulator.finished(&batch.tp);
+        for (i, record) in batch.records.into_iter().enumerate() {
+            self.outstanding.remove(&record.seq);
+            let metadata = RecordMetadata {
+                topic: batch.tp.topic.clone(),
+                partition: batch.tp.partition,
+                offset: if base_offset >= 0 {
+                    base_offset + i as i64
+                } else {
+                    -1
+                },
+                timestamp: if append_time >= 0 {
+                    append_time
+                } else {
+                    record.timestamp
+                },
+            };
+            record.complete(Ok(metadata));
+        }
+    }
+
+    fn batch_failed(&mut self, mut batch: Batch, error: ClientError) {
+        let tp = batch.tp.clone();
+        if error.invalidates_metadata() {
+            self.metadata_wanted = true;
+        }
+        if error.code() == Some(ErrorCode::MessageTooLarge) && batch.records.len() > 1 {
+            debug!(%tp, records = batch.records.len(), "batch too large, splitting");
+            return self.accumulator.requeue(&tp, batch.split());
+        }
+        let now = Instant::now();
+        let expired = now >= batch.created + self.config.delivery_timeout();
+        if error.is_retriable() && batch.attempts < self.config.retries() && !expired {
+            let backoff = self.cluster.backoff(batch.attempts);
+            batch.attempts += 1;
+            batch.retry_at = Some(now + backoff);
+            debug!(%tp, attempt = batch.attempts, error = %error, "retrying batch");
+            return self.accumulator.requeue(&tp, vec![batch]);
+        }
+        warn!(%tp, records = batch.records.len(), error = %error, "batch failed");
+        self.accumulator.finished(&tp);
+        for seq in batch.fail(&error) {
+            self.outstanding.remove(&seq);
+        }
+    }
+
+    fn step(&mut self) {
+        let now = Instant::now();
+        self.route_waiting(now);
+        self.expire(now);
+        self.send_ready(now);
+        if self
+            .cluster
+            .snapshot()
+            .is_stale(self.config.metadata_max_age())
+            && !self.topics_in_use.is_empty()
+        {
+            self.metadata_wanted = true;
+        }
+        if self.metadata_wanted && !self.metadata_in_flight && now >= self.metadata_not_before {
+            self.spawn_metadata_refresh();
+        }
+        let mut unfinished = Vec::with_capacity(self.flushes.len());
+        for (upto, done) in std::mem::take(&mut self.flushes) {
+            if self.outstanding.range(..upto).next().is_some() {
+                unfinished.push((upto, done));
+            } else {
+                let _ = done.send(());
+            }
+        }
+        self.flushes = unfinished;
+    }
+
+    /// Moves records whose topic metadata is now known into batches; fails those whose topic
+    /// cannot be used or did not appear within `max.block.ms`.
+    fn route_waiting(&mut self, now: Instant) {
+        if self.waiting.is_empty() {
+            return;
+        }
+        let metadata = self.cluster.snapshot();
+        let topics: Vec<String> = self.waiting.keys().cloned().collect();
+        for topic in topics {
+            let fatal = metadata.topic_errors.get(&topic).filter(|code| {
+                !code.is_retriable() && **code != ErrorCode::UnknownTopicOrPartition
+            });
+            let timed_out = self
+                .waiting
+                .get(&topic)
+                .is_some_and(|w| now >= w.since + self.config.max_block());
+            if has_partitions(&metadata, &topic) {
+                if let Some(waiting) = self.waiting.remove(&topic) {
+                    for record in waiting.records {
+                        self.route(&metadata, record);
+                    }
+                }
+            } else if fatal.is_some() || timed_out {
+                let error = match fatal {
+                    Some(code) => ClientError::kafka(*code, Some(format!("topic {topic}"))),
+                    None => ClientError::timeout(
+                        format!("Topic {topic} not present in metadata"),
+                        self.config.max_block(),
+                    ),
+                };
+                if let Some(waiting) = self.waiting.remove(&topic) {
+                    for record in waiting.records {
+                        self.fail_record(record, error.clone());
+                    }
+                }
+            } else {
+                self.metadata_wanted = true;
+            }
+        }
+    }
+
+    fn expire(&mut self, now: Instant) {
+        let Some(cutoff) = now.checked_sub(self.config.delivery_timeout()) else {
+            return;
+        };
+        for batch in self.accumulator.expire(cutoff) {
+            let error = ClientError::timeout(
+                format!(
+                    "Expiring {} record(s) for {}: delivery.timeout.ms has passed since batch creation",
+                    batch.records.len(),
+                    batch.tp
+                ),
+                self.config.delivery_timeout(),
+            );
+            for seq in batch.fail(&error) {
+                self.outstanding.remove(&seq);
+            }
+        }
+    }
+
+    /// Groups ready batches by leader into Produce requests of at most `max.request.size`.
+    fn send_ready(&mut self, now: Instant) {
+        let force = self.closing || !self.flushes.is_empty();
+        let ready = self.accumulator.ready(now, force);
+        if ready.is_empty() {
+            return;
+        }
+        let metadata = self.cluster.snapshot();
+        let limit = self.config.max_request_size();
+        let mut requests: HashMap<i32, Vec<(usize, Vec<Batch>)>> = HashMap::new();
+        for tp in ready {
+            let Some(leader) = metadata.leader(&tp) else {
+                // Wait for metadata to name a leader; checking again right away would spin.
+                self.metadata_wanted = true;
+                self.accumulator
+                    .delay_front(&tp, now + self.config.retry_backoff());
+                continue;
+            };
+            let size = self.accumulator.front_size(&tp).unwrap_or(0);
+            let node_requests = requests.entry(leader).or_default();
+            let open = node_requests
+                .last_mut()
+                .filter(|(bytes, _)| bytes + size <= limit);
+            let Some(batch) = self.accumulator.take_front(&tp) else {
+                continue;
+            };
+            match open {
+                Some((bytes, batches)) => {
+                    *bytes += size;
+                    batches.push(batch);
+                }
+                None => node_requests.push((size, vec![batch])),
+            }
+        }
+        for (node, node_requests) in requests {
+            for (_, batches) in node_requests {
+                let cluster = self.cluster.clone();
+                let events = self.events_tx.clone();
+                tokio::spawn(async move {
+                    let outcome = produce(&cluster, node, &batches).await;
+                    let _ = events.send(Event::Produced { batches, outcome });
+                });
+            }
+        }
+    }
+
+    fn spawn_metadata_refresh(&mut self) {
+        self.metadata_wanted = false;
+        self.metadata_in_flight = true;
+        let topics: Vec<String> = self
+            .topics_in_use
+            .iter()
+            .chain(self.waiting.keys())
+            .cloned()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let cluster = self.cluster.clone();
+        let events = self.events_tx.clone();
+        tokio::spawn(async move {
+            let result = cluster.refresh(Topics::Named(&topics)).await.map(|_| ());
+            let _ = events.send(Event::Metadata(result));
+        });
+    }
+
+    fn next_wakeup(&self) -> Instant {
+        let now = Instant::now();
+        let force = self.closing || !self.flushes.is_empty();
+        let mut wakeup = now + Duration::from_secs(3600);
+        if let Some(t) = self.accumulator.next_ready_time(force) {
+            wakeup = wakeup.min(t);
+        }
+        if let Some(w) = self.waiting.values().map(|w| w.since).min() {
+            wakeup = wakeup.min(w + self.config.max_block());
+        }
+        if let Some(oldest) = self.accumulator.oldest_batch() {
+            wakeup = wakeup.min(oldest + self.config.delivery_timeout());
+        }
+        if !self.metadata_in_flight {
+            let stale_at = self
+                .cluster
+                .snapshot()
+                .updated
+                .filter(|_| !self.topics_in_use.is_empty())
+                .map(|updated| updated + self.config.metadata_max_age());
+            let due = if self.metadata_wanted {
+                Some(now)
+            } else {
+                stale_at
+            };
+            // Never before the backoff after a failed refresh, or a stale cache that cannot
+            // be refreshed would spin this loop.
+            if let Some(due) = due {
+                wakeup = wakeup.min(due.max(self.metadata_not_before));
+            }
+        }
+        wakeup.max(now)
+    }
+}
+
+async fn sleep_until(t: Instant) {
+    tokio::time::sleep_until(t).await
+}
+
+fn has_partitions(metadata: &Metadata, topic: &str) -> bool {
+    metadata
+        .topic(topic)
+        .is_some_and(|t| !t.partitions.is_empty())
+}
+
+/// Encodes a non-idempotent v2 batch: offsets 0..n, producer id/epoch -1 and base sequence -1
+/// (`RecordBatchEncoder` derives the base sequence from `offset - sequence`).
+///
+/// `kafka-protocol` keeps headers in an `IndexMap`, so two headers with the same key collapse
+/// into one (the last value wins, at the first one's position).
+pub(crate) fn encode_batch(
+    records: &[PendingRecord],
+    compression: CompressionType,
+) -> Result<Bytes> {
+    let records: Vec<Record> = records
+        .iter()
+        .enumerate()
+        .map(|(i, r)| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: i as i32 - 1,
+            timestamp: r.timestamp,
+            key: r.key.clone(),
+            value: r.value.clone(),
+            headers: r
+                .headers
+                .iter()
+                .map(|h| (StrBytes::from_string(h.key.clone()), h.value.clone()))
+                .collect(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression: compression.codec(),
+        },
+    )
+    .map_err(|e| ClientError::Protocol(format!("cannot encode record batch: {e:#}")))?;
+    Ok(buf.freeze())
+}
+
+/// Sends one Produce request with `batches` to `node`; one outcome per batch.
+async fn produce(
+    cluster: &Cluster,
+    node: i32,
+    batches: &[Batch],
+) -> Result<Vec<Result<(i64, i64)>>> {
+    let config = cluster.config();
+    let conn = cluster.connection(node).await?;
+    let metadata = cluster.snapshot();
+    let ids: Option<Vec<Uuid>> = batches
+        .iter()
+        .map(|b| metadata.topic_id(&b.tp.topic))
+        .collect();
+    let cap = if ids.is_some() {
+        None
+    } else {
+        Some(LAST_PRODUCE_VERSION_BY_NAME)
+    };
+    let version = conn.version::<ProduceRequest>(cap)?;
+    let by_id = version > LAST_PRODUCE_VERSION_BY_NAME;
+
+    let mut outcomes: Vec<Option<Result<(i64, i64)>>> = vec![None; batches.len()];
+    // Topic key (name or id) -> partitions, in first-seen order.
+    let mut topics: Vec<(String, Uuid, Vec<PartitionProduceData>)> = Vec::new();
+    for (i, batch) in batches.iter().enumerate() {
+        let records = match encode_batch(&batch.records, config.compression()) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                outcomes[i] = Some(Err(e));
+                continue;
+            }
+        };
+        let data = PartitionProduceData::default()
+            .with_index(batch.tp.partition)
+            .with_records(Some(records));
+        let id = metadata.topic_id(&batch.tp.topic).unwrap_or_default();
+        match topics
+            .iter_mut()
+            .find(|(name, _, _)| *name == batch.tp.topic)
+        {
+            Some((_, _, partitions)) => partitions.push(data),
+            None => topics.push((batch.tp.topic.clone(), id, vec![data])),
+        }
+    }
+    let topic_data = topics
+        .into_iter()
+        .map(|(name, id, partitions)| {
+            let t = TopicProduceData::default().with_partition_data(partitions);
+            if by_id {
+                t.with_topic_id(id)
+            } else {
+                t.with_name(TopicName(StrBytes::from_string(name)))
+            }
+        })
+        .collect();
+    let timeout_ms = i32::try_from(config.request_timeout().as_millis()).unwrap_or(i32::MAX);
+    let request = ProduceRequest::default()
+        .with_acks(config.acks().wire_value())
+        .with_timeout_ms(timeout_ms)
+        .with_topic_data(topic_data);
+
+    if config.acks() == Acks::None {
+        conn.send_only(&request, version).await?;
+        return Ok(outcomes
+            .into_iter()
+            .map(|o| o.unwrap_or(Ok((-1, -1))))
+            .collect());
+    }
+    let response = conn
+        .call_at(&request, version, config.request_timeout())
+        .await?;
+    let mut results: HashMap<(String, i32), Result<(i64, i64)>> = HashMap::new();
+    for topic in response.responses {
+        let name = if by_id {
+            metadata
+                .topics
+                .values()
+                .find(|t| t.topic_id == Some(topic.topic_id))
+                .map(|t| t.name.clone())
+                .unwrap_or_default()
+        } else {
+            topic.name.0.to_string()
+        };
+        for p in topic.partition_responses {
+            let result = ClientError::check(p.error_code, p.error_message.as_deref())
+                .map(|()| (p.base_offset, p.log_append_time_ms));
+            results.insert((name.clone(), p.index), result);
+        }
+    }
+    Ok(batches
+        .iter()
+        .zip(outcomes)
+        .map(|(batch, outcome)| {
+            outcome.unwrap_or_else(|| {
+                results
+                    .remove(&(batch.tp.topic.clone(), batch.tp.partition))
+                    .unwrap_or_else(|| {
+                        Err(ClientError::Protocol(format!(
+                            "the Produce response has no answer for {}",
+                            batch.tp
+                        )))
+                    })
+            })
+        })
+        .collect())
+}

@@ -1,0 +1,444 @@
+//! Producer -> broker -> consumer round trips against an in-process broker.
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
+
+use bytes::Bytes;
+use strom_client::producer::partitioner::partition_for_key;
+use strom_client::{
+    Acks, Admin, AutoOffsetReset, ClientConfig, CompressionType, Consumer, ConsumerRecord,
+    ErrorCode, Header, NewTopic, Offset, Producer, ProducerRecord, TimestampType, TopicPartition,
+};
+use strom_test_support::TestBroker;
+
+async fn create_topic(broker: &TestBroker, name: &str, partitions: i32) {
+    let admin = Admin::connect(ClientConfig::new(broker.bootstrap_servers()))
+        .await
+        .unwrap();
+    let results = admin
+        .create_topics(
+            &[NewTopic::new(name).with_partitions(partitions)],
+            Default::default(),
+        )
+        .await
+        .unwrap();
+    results[0].result.as_ref().expect("topic created");
+}
+
+/// Polls until `n` records arrived (or fails after 20 s).
+async fn consume(consumer: &mut Consumer, n: usize) -> Vec<ConsumerRecord> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let mut out = Vec::new();
+    while out.len() < n {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {} of {n} records arrived",
+            out.len()
+        );
+        out.extend(consumer.poll(Duration::from_millis(500)).await.unwrap());
+    }
+    out
+}
+
+async fn consumer_at(broker: &TestBroker, tps: &[TopicPartition], start: Offset) -> Consumer {
+    let mut consumer = Consumer::connect(ClientConfig::new(broker.bootstrap_servers()))
+        .await
+        .unwrap();
+    consumer.assign(tps.iter().map(|tp| (tp.clone(), start)));
+    consumer
+}
+
+fn b(s: &str) -> Bytes {
+    Bytes::copy_from_slice(s.as_bytes())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn round_trip_of_every_field_for_every_codec() {
+    let broker = TestBroker::start().await;
+    for codec in [
+        CompressionType::None,
+        CompressionType::Gzip,
+        CompressionType::Snappy,
+        CompressionType::Lz4,
+        CompressionType::Zstd,
+    ] {
+        let topic = format!("codec-{codec}");
+        create_topic(&broker, &topic, 1).await;
+        let config = ClientConfig::new(broker.bootstrap_servers()).with_compression(codec);
+        let producer = Producer::connect(config).await.unwrap();
+        let sent = vec![
+            ProducerRecord {
+                topic: topic.clone(),
+                partition: Some(0),
+                key: Some(b("k1")),
+                value: Some(b("v1")),
+                headers: vec![
+                    Header::new("h1", Some("x")),
+                    Header::new("h2", None::<Bytes>),
+                ],
+                timestamp: Some(1_700_000_000_000),
+            },
+            // Null key.
+            ProducerRecord::new(&topic, "no key")
+                .with_partition(0)
+                .with_timestamp(1_700_000_000_001),
+            // Null value (a tombstone).
+            ProducerRecord {
+                topic: topic.clone(),
+                partition: Some(0),
+                key: Some(b("gone")),
+                value: None,
+                headers: vec![],
+                timestamp: Some(1_700_000_000_002),
+            },
+            // Empty value, empty key.
+            ProducerRecord::new(&topic, "")
+                .with_key("")
+                .with_partition(0)
+                .with_timestamp(1_700_000_000_003),
+            // Large compressible value and an older timestamp than its predecessor.
+            ProducerRecord::new(&topic, "x".repeat(50_000))
+                .with_partition(0)
+                .with_timestamp(1_600_000_000_000),
+        ];
+        let futures: Vec<_> = sent.iter().cloned().map(|r| producer.send(r)).collect();
+        for (i, f) in futures.into_iter().enumerate() {
+            let meta = f.await.unwrap();
+            assert_eq!(
+                (meta.topic.as_str(), meta.partition, meta.offset),
+                (topic.as_str(), 0, i as i64)
+            );
+            assert_eq!(Some(meta.timestamp), sent[i].timestamp);
+        }
+        producer.close().await.unwrap();
+
+        let tp = TopicPartition::new(&topic, 0);
+        let mut consumer = consumer_at(&broker, &[tp], Offset::Earliest).await;
+        let got = consume(&mut consumer, sent.len()).await;
+        assert_eq!(got.len(), sent.len(), "{codec}");
+        for (i, (r, s)) in got.iter().zip(&sent).enumerate() {
+            assert_eq!(r.offset, i as i64, "{codec}");
+            assert_eq!(r.key, s.key, "{codec} key of {i}");
+            assert_eq!(r.value, s.value, "{codec} value of {i}");
+            assert_eq!(r.headers, s.headers, "{codec} headers of {i}");
+            assert_eq!(Some(r.timestamp), s.timestamp, "{codec} timestamp of {i}");
+            assert_eq!(r.timestamp_type, TimestampType::CreateTime);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_records_in_order_with_contiguous_offsets() {
+    let broker = TestBroker::start().await;
+    create_topic(&broker, "bulk", 1).await;
+    let producer = Producer::connect(ClientConfig::new(broker.bootstrap_servers()))
+        .await
+        .unwrap();
+    let futures: Vec<_> = (0..10_000)
+        .map(|i| producer.send(ProducerRecord::new("bulk", format!("record-{i}"))))
+        .collect();
+    producer.flush().await.unwrap();
+    for (i, f) in futures.into_iter().enumerate() {
+        let meta = f.await.unwrap();
+        assert_eq!(meta.offset, i as i64);
+    }
+    let mut consumer =
+        consumer_at(&broker, &[TopicPartition::new("bulk", 0)], Offset::Earliest).await;
+    let got = consume(&mut consumer, 10_000).await;
+    for (i, r) in got.iter().enumerate() {
+        assert_eq!(r.offset, i as i64);
+        assert_eq!(r.value.as_deref(), Some(format!("record-{i}").as_bytes()));
+    }
+    assert!(
+        consumer
+            .poll(Duration::from_millis(200))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        consumer
+            .position(&TopicPartition::new("bulk", 0))
+            .await
+            .unwrap(),
+        10_000
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_acks_setting_delivers() {
+    let broker = TestBroker::start().await;
+    for acks in [Acks::None, Acks::Leader, Acks::All] {
+        let topic = format!("acks-{acks}");
+        create_topic(&broker, &topic, 1).await;
+        let config = ClientConfig::new(broker.bootstrap_servers()).with_acks(acks);
+        let producer = Producer::connect(config).await.unwrap();
+        let futures: Vec<_> = (0..100)
+            .map(|i| producer.send(ProducerRecord::new(&topic, format!("{i}"))))
+            .collect();
+        for (i, f) in futures.into_iter().enumerate() {
+            let meta = f.await.unwrap();
+            let expected = if acks == Acks::None { -1 } else { i as i64 };
+            assert_eq!(meta.offset, expected, "acks={acks}");
+        }
+        producer.close().await.unwrap();
+        let mut consumer =
+            consumer_at(&broker, &[TopicPartition::new(&topic, 0)], Offset::Earliest).await;
+        let got = consume(&mut consumer, 100).await;
+        let values: Vec<String> = got
+            .iter()
+            .map(|r| String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into_owned())
+            .collect();
+        let expected: Vec<String> = (0..100).map(|i| i.to_string()).collect();
+        assert_eq!(values, expected, "acks={acks}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_are_partitioned_like_java_and_null_keys_stick() {
+    let broker = TestBroker::start().await;
+    create_topic(&broker, "keyed", 4).await;
+    let config =
+        ClientConfig::new(broker.bootstrap_servers()).with_linger(Duration::from_millis(50));
+    let producer = Producer::connect(config).await.unwrap();
+    for i in 0..50 {
+        let key = format!("key-{i}");
+        let meta = producer
+            .send(ProducerRecord::new("keyed", "v").with_key(key.clone()))
+            .await
+            .unwrap();
+        assert_eq!(
+            meta.partition,
+            partition_for_key(key.as_bytes(), 4),
+            "{key}"
+        );
+    }
+    // Null keys sent together share one batch, hence one partition.
+    let futures: Vec<_> = (0..20)
+        .map(|_| producer.send(ProducerRecord::new("keyed", "sticky")))
+        .collect();
+    let mut partitions = BTreeSet::new();
+    for f in futures {
+        partitions.insert(f.await.unwrap().partition);
+    }
+    assert_eq!(partitions.len(), 1, "{partitions:?}");
+    // An explicit partition out of range fails that record only.
+    let err = producer
+        .send(ProducerRecord::new("keyed", "v").with_partition(9))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("Invalid partition"), "{err}");
+    producer.close().await.unwrap();
+    // Sends after close fail.
+    let err = producer
+        .send(ProducerRecord::new("keyed", "late"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, strom_client::ClientError::Closed), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_consumer_gets_a_record_produced_later() {
+    let broker = TestBroker::start().await;
+    create_topic(&broker, "later", 1).await;
+    let tp = TopicPartition::new("later", 0);
+    let mut consumer = consumer_at(&broker, std::slice::from_ref(&tp), Offset::Latest).await;
+    assert!(
+        consumer
+            .poll(Duration::from_millis(300))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let bootstrap = broker.bootstrap_servers().to_string();
+    let producing = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        let producer = Producer::connect(ClientConfig::new(bootstrap))
+            .await
+            .unwrap();
+        producer
+            .send(ProducerRecord::new("later", "wake up"))
+            .await
+            .unwrap();
+        producer.close().await.unwrap();
+    });
+    let started = tokio::time::Instant::now();
+    let got = consumer.poll(Duration::from_secs(15)).await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].value.as_deref(), Some(&b"wake up"[..]));
+    producing.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seek_position_and_offsets_for_times() {
+    let broker = TestBroker::start().await;
+    create_topic(&broker, "times", 1).await;
+    let producer = Producer::connect(ClientConfig::new(broker.bootstrap_servers()))
+        .await
+        .unwrap();
+    for i in 0..10i64 {
+        producer
+            .send(ProducerRecord::new("times", format!("{i}")).with_timestamp(10_000 + i * 1_000))
+            .await
+            .unwrap();
+    }
+    let tp = TopicPartition::new("times", 0);
+    let mut consumer = consumer_at(&broker, std::slice::from_ref(&tp), Offset::Earliest).await;
+    assert_eq!(consumer.position(&tp).await.unwrap(), 0);
+    assert_eq!(
+        consumer
+            .beginning_offsets(std::slice::from_ref(&tp))
+            .await
+            .unwrap()[&tp],
+        0
+    );
+    assert_eq!(
+        consumer
+            .end_offsets(std::slice::from_ref(&tp))
+            .await
+            .unwrap()[&tp],
+        10
+    );
+
+    let query = HashMap::from([(tp.clone(), 12_500)]);
+    let found = consumer.offsets_for_times(&query).await.unwrap()[&tp].unwrap();
+    assert_eq!((found.offset, found.timestamp), (3, 13_000));
+    let past_end = HashMap::from([(tp.clone(), 99_999)]);
+    assert_eq!(
+        consumer.offsets_for_times(&past_end).await.unwrap()[&tp],
+        None
+    );
+
+    consumer.seek(&tp, Offset::At(found.offset)).unwrap();
+    let got = consume(&mut consumer, 7).await;
+    assert_eq!(got.first().map(|r| r.offset), Some(3));
+    assert_eq!(consumer.position(&tp).await.unwrap(), 10);
+
+    // Seek back into the middle of what was already read.
+    consumer.seek(&tp, Offset::At(8)).unwrap();
+    let got = consume(&mut consumer, 2).await;
+    assert_eq!(got.iter().map(|r| r.offset).collect::<Vec<_>>(), vec![8, 9]);
+    consumer.seek(&tp, Offset::Earliest).unwrap();
+    assert_eq!(consumer.position(&tp).await.unwrap(), 0);
+    consumer.seek(&tp, Offset::Latest).unwrap();
+    assert_eq!(consumer.position(&tp).await.unwrap(), 10);
+    assert!(
+        consumer
+            .seek(&TopicPartition::new("times", 7), Offset::At(0))
+            .is_err()
+    );
+    producer.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_range_positions_reset_per_auto_offset_reset() {
+    let broker = TestBroker::start().await;
+    create_topic(&broker, "range", 1).await;
+    let producer = Producer::connect(ClientConfig::new(broker.bootstrap_servers()))
+        .await
+        .unwrap();
+    for i in 0..3 {
+        producer
+            .send(ProducerRecord::new("range", format!("{i}")))
+            .await
+            .unwrap();
+    }
+    let tp = TopicPartition::new("range", 0);
+    let config = ClientConfig::new(broker.bootstrap_servers())
+        .with_auto_offset_reset(AutoOffsetReset::Earliest);
+    let mut consumer = Consumer::connect(config).await.unwrap();
+    consumer.assign([(tp.clone(), Offset::At(1_000))]);
+    let got = consume(&mut consumer, 3).await;
+    assert_eq!(got[0].offset, 0);
+
+    let config =
+        ClientConfig::new(broker.bootstrap_servers()).with_auto_offset_reset(AutoOffsetReset::None);
+    let mut consumer = Consumer::connect(config).await.unwrap();
+    consumer.assign([(tp.clone(), Offset::At(1_000))]);
+    let mut result = Ok(Vec::new());
+    for _ in 0..20 {
+        result = consumer.poll(Duration::from_millis(500)).await;
+        if result.is_err() {
+            break;
+        }
+    }
+    let err = result.unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::OffsetOutOfRange), "{err}");
+    producer.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_partitions_are_consumed_together() {
+    let broker = TestBroker::start().await;
+    create_topic(&broker, "multi", 3).await;
+    let producer = Producer::connect(ClientConfig::new(broker.bootstrap_servers()))
+        .await
+        .unwrap();
+    let futures: Vec<_> = (0..300)
+        .map(|i| producer.send(ProducerRecord::new("multi", format!("{i}")).with_partition(i % 3)))
+        .collect();
+    for f in futures {
+        f.await.unwrap();
+    }
+    let tps: Vec<TopicPartition> = (0..3).map(|p| TopicPartition::new("multi", p)).collect();
+    let mut consumer = consumer_at(&broker, &tps, Offset::Earliest).await;
+    let got = consume(&mut consumer, 300).await;
+    for p in 0..3 {
+        let offsets: Vec<i64> = got
+            .iter()
+            .filter(|r| r.partition == p)
+            .map(|r| r.offset)
+            .collect();
+        assert_eq!(offsets, (0..100).collect::<Vec<_>>(), "partition {p}");
+    }
+    producer.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn producer_retries_across_a_broker_crash_without_loss() {
+    // A fixed port, so the restarted broker is where the client looks for it.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let listeners = format!("PLAINTEXT://127.0.0.1:{port}");
+    let mut broker = TestBroker::start_with(&[("listeners", listeners.as_str())]).await;
+    create_topic(&broker, "crash", 1).await;
+    let config = ClientConfig::new(broker.bootstrap_servers())
+        .with_retry_backoff(Duration::from_millis(50), Duration::from_millis(200));
+    let producer = Producer::connect(config).await.unwrap();
+
+    let mut futures = Vec::new();
+    for i in 0..200 {
+        futures.push(producer.send(ProducerRecord::new("crash", format!("{i}"))));
+    }
+    // Let some of them be acknowledged before the crash.
+    producer.flush().await.unwrap();
+    for i in 200..400 {
+        futures.push(producer.send(ProducerRecord::new("crash", format!("{i}"))));
+        if i == 250 {
+            broker.crash_and_restart().await;
+        }
+    }
+    for (i, f) in futures.into_iter().enumerate() {
+        f.await.unwrap_or_else(|e| panic!("record {i} failed: {e}"));
+    }
+    producer.close().await.unwrap();
+
+    let tp = TopicPartition::new("crash", 0);
+    let mut consumer = consumer_at(&broker, std::slice::from_ref(&tp), Offset::Earliest).await;
+    let end = consumer
+        .end_offsets(std::slice::from_ref(&tp))
+        .await
+        .unwrap()[&tp];
+    assert!(end >= 400, "end offset {end}");
+    let got = consume(&mut consumer, usize::try_from(end).unwrap()).await;
+    let values: BTreeSet<String> = got
+        .iter()
+        .map(|r| String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into_owned())
+        .collect();
+    for i in 0..400 {
+        assert!(values.contains(&i.to_string()), "record {i} lost");
+    }
+}

@@ -116,7 +116,7 @@ impl Broker {
         })
         .await
         .map_err(|e| BrokerError::Startup(format!("log recovery task failed: {e}")))??;
-        if !logs.had_clean_shutdown() {
+        if !logs.had_clean_shutdown() && !logs.logs().is_empty() {
             info!("previous run did not shut down cleanly; logs were recovered");
         }
 

@@ -12,7 +12,6 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 
-use bytes::BytesMut;
 use strom_metadata::MetadataImage;
 use strom_metadata::config::{self as defs, BrokerConfigView};
 use strom_metadata::records::ConfigResourceType;
@@ -100,8 +99,7 @@ impl Partition {
         self.high_watermark.subscribe()
     }
 
-    /// Validates and appends the records a client produced. `records` is copied once into a
-    /// buffer we own, because the log patches offsets (and maybe timestamps) in place.
+    /// Validates and appends the records a client produced, straight from the request buffer.
     pub(crate) fn append_produced(
         &self,
         records: &[u8],
@@ -120,16 +118,15 @@ impl Partition {
                 ),
             ));
         }
-        let mut owned = BytesMut::from(records);
-        let log_append_time = if settings.limits.timestamp_type == TimestampType::LogAppendTime {
-            batch::set_log_append_time(&mut owned, now_ms);
-            Some(now_ms)
-        } else {
-            None
-        };
+        let log_append_time =
+            (settings.limits.timestamp_type == TimestampType::LogAppendTime).then_some(now_ms);
         let info = self
             .log
-            .append(&mut owned[..header.size()], self.leader_epoch)
+            .append(
+                &records[..header.size()],
+                self.leader_epoch,
+                log_append_time,
+            )
             .map_err(storage_error)?;
         self.high_watermark.send_replace(info.last_offset + 1);
         Ok((info, log_append_time))

@@ -293,6 +293,35 @@ pub fn set_log_append_time(batch: &mut [u8], now_ms: i64) {
     batch[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
 }
 
+/// A copy of a batch's header with the fields the broker sets on append: base offset,
+/// partition leader epoch and, for `LogAppendTime` topics, the timestamp type and max timestamp
+/// (with the CRC re-computed over the new header and the untouched records).
+///
+/// Writing this header followed by `batch[HEADER_LEN..]` stores the patched batch without
+/// copying its records, which is what the produce path does.
+pub fn patched_header(
+    batch: &[u8],
+    base_offset: i64,
+    leader_epoch: i32,
+    log_append_time: Option<i64>,
+) -> [u8; HEADER_LEN] {
+    let mut head = [0u8; HEADER_LEN];
+    head.copy_from_slice(&batch[..HEADER_LEN]);
+    set_base_offset(&mut head, base_offset);
+    set_partition_leader_epoch(&mut head, leader_epoch);
+    if let Some(now_ms) = log_append_time {
+        let attributes = i16_at(&head, ATTRIBUTES_OFFSET) | TIMESTAMP_TYPE_MASK;
+        head[ATTRIBUTES_OFFSET..ATTRIBUTES_OFFSET + 2].copy_from_slice(&attributes.to_be_bytes());
+        head[MAX_TIMESTAMP_OFFSET..MAX_TIMESTAMP_OFFSET + 8].copy_from_slice(&now_ms.to_be_bytes());
+        let crc = crc32c::crc32c_append(
+            crc32c::crc32c(&head[ATTRIBUTES_OFFSET..]),
+            &batch[HEADER_LEN..],
+        );
+        head[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+    }
+    head
+}
+
 /// Iterates over the batches laid end to end in `buf` (a log segment or a fetch response),
 /// yielding each header with its whole batch. Checks framing only, not CRCs. A trailing partial
 /// batch (a fetch cut at `max_bytes`, or a torn write) yields one `Truncated` error and ends.
@@ -644,6 +673,27 @@ pub(crate) mod tests {
         assert_eq!(h.timestamp_type(), TimestampType::LogAppendTime);
         assert_eq!(h.max_timestamp, NOW + 5);
         verify_crc(&h, &bytes).unwrap();
+    }
+
+    #[test]
+    fn patched_header_equals_patching_in_place() {
+        let original = encode(
+            &[record(0, NOW, b"v"), record(1, NOW + 1, b"w")],
+            KpCompression::None,
+        );
+        for append_time in [None, Some(NOW + 99)] {
+            let mut in_place = original.clone();
+            set_base_offset(&mut in_place, 77);
+            set_partition_leader_epoch(&mut in_place, 4);
+            if let Some(t) = append_time {
+                set_log_append_time(&mut in_place, t);
+            }
+            let mut patched = patched_header(&original, 77, 4, append_time).to_vec();
+            patched.extend_from_slice(&original[HEADER_LEN..]);
+            assert_eq!(patched, in_place);
+            let h = BatchHeader::parse(&patched).unwrap();
+            verify_crc(&h, &patched).unwrap();
+        }
     }
 
     #[test]

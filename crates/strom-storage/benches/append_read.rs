@@ -49,10 +49,10 @@ fn append(c: &mut Criterion) {
                         true,
                     )
                     .unwrap();
-                    let mut batch = template.clone();
+                    let batch = template.clone();
                     let start = Instant::now();
                     for _ in 0..iters {
-                        log.append(&mut batch, 0).unwrap();
+                        log.append(&batch, 0, None).unwrap();
                     }
                     start.elapsed()
                 });
@@ -78,10 +78,10 @@ fn read(c: &mut Criterion) {
         true,
     )
     .unwrap();
-    let mut batch = batch_of(1024);
+    let batch = batch_of(1024);
     let batch_records = BatchHeader::parse(&batch).unwrap().records_count as i64;
     for _ in 0..LOG_BYTES / batch.len() {
-        log.append(&mut batch, 0).unwrap();
+        log.append(&batch, 0, None).unwrap();
     }
     let leo = log.log_end_offset();
     let mut group = c.benchmark_group("read");

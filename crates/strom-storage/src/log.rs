@@ -352,14 +352,17 @@ impl Log {
     }
 
     /// Appends one batch that the broker validated (`strom_protocol::batch::validate_produce`).
-    /// Assigns it the next offsets by patching its base offset in place, stamps the partition
-    /// leader epoch, rolls the segment first if the batch would not fit (or the segment is older
-    /// than `segment.ms`, or its index is full), writes it with one write and adds sparse index
-    /// entries every `index.interval.bytes`. Fsyncs when `flush.messages` is reached.
+    /// Gives it the next offsets and the partition leader epoch (and, with `log_append_time`,
+    /// marks it `LogAppendTime` with that max timestamp), rolls the segment first if the batch
+    /// would not fit (or the segment is older than `segment.ms`, or its index is full), writes
+    /// it with one vectored write — a patched copy of the 61-byte header, then the caller's
+    /// bytes untouched, so records are never copied — and adds sparse index entries every
+    /// `index.interval.bytes`. Fsyncs when `flush.messages` is reached.
     pub fn append(
         &self,
-        batch: &mut [u8],
+        batch: &[u8],
         leader_epoch: i32,
+        log_append_time: Option<i64>,
     ) -> Result<LogAppendInfo, StorageError> {
         let header = BatchHeader::parse(batch)
             .map_err(|e| StorageError::InvalidArgument(format!("cannot append: {e}")))?;
@@ -386,25 +389,29 @@ impl Log {
         }
         let base_offset = inner.next_offset;
         let last_offset = base_offset + i64::from(header.last_offset_delta);
+        let max_timestamp = log_append_time.unwrap_or(header.max_timestamp);
         let params = RollParams {
             max_segment_bytes: segment_bytes,
             max_segment_ms: inner.config.segment_ms,
             roll_jitter_ms: inner.roll_jitter_ms,
             max_index_bytes: inner.config.segment_index_bytes,
             batch_size: size,
-            batch_max_timestamp: header.max_timestamp,
+            batch_max_timestamp: max_timestamp,
             batch_last_offset: last_offset,
             now_ms,
         };
         if inner.active().should_roll(&params) {
             inner.roll(&self.dir)?;
         }
-        batch::set_base_offset(batch, base_offset);
-        batch::set_partition_leader_epoch(batch, leader_epoch);
+        let head = batch::patched_header(batch, base_offset, leader_epoch, log_append_time);
         let interval = inner.config.index_interval_bytes;
-        inner
-            .active_mut()
-            .append(batch, last_offset, header.max_timestamp, interval)?;
+        inner.active_mut().append(
+            &head,
+            &batch[batch::HEADER_LEN..],
+            last_offset,
+            max_timestamp,
+            interval,
+        )?;
         inner.next_offset = last_offset + 1;
         self.log_end_offset
             .store(inner.next_offset, Ordering::Release);
@@ -418,7 +425,7 @@ impl Log {
         Ok(LogAppendInfo {
             base_offset,
             last_offset,
-            max_timestamp: header.max_timestamp,
+            max_timestamp,
             log_start_offset,
         })
     }

@@ -31,8 +31,8 @@ fn reopen(dir: &Path, config: LogConfig, recovery_point: i64, clean: bool) -> Lo
 }
 
 fn append(log: &Log, records: usize, value_len: usize, ts: i64) -> LogAppendInfo {
-    let mut b = batch(records, value_len, ts);
-    log.append(&mut b, 7).unwrap()
+    let b = batch(records, value_len, ts);
+    log.append(&b, 7, None).unwrap()
 }
 
 fn headers(bytes: &[u8]) -> Vec<BatchHeader> {
@@ -218,8 +218,8 @@ fn a_batch_larger_than_a_segment_is_refused() {
             ..LogConfig::default()
         },
     );
-    let mut big = batch(1, 200, TS);
-    let err = log.append(&mut big, 0).unwrap_err();
+    let big = batch(1, 200, TS);
+    let err = log.append(&big, 0, None).unwrap_err();
     assert!(
         matches!(err, StorageError::RecordListTooLarge { .. }),
         "{err:?}"
@@ -328,8 +328,8 @@ fn offset_for_timestamp_finds_the_first_record_at_or_after() {
         // Batch i holds offsets 3i..3i+2 with timestamps 1000 + 10i + {0, 2, 4}.
         for i in 0..30i64 {
             let t = 1000 + 10 * i;
-            let mut b = batch_with_timestamps(&[t, t + 2, t + 4], 40, codec);
-            log.append(&mut b, 0).unwrap();
+            let b = batch_with_timestamps(&[t, t + 2, t + 4], 40, codec);
+            log.append(&b, 0, None).unwrap();
         }
         assert!(log.segment_bases().len() > 3);
         let at = |ts| log.offset_for_timestamp(ts).unwrap();
@@ -387,10 +387,10 @@ fn offset_for_timestamp_finds_the_first_record_at_or_after() {
 fn offset_for_timestamp_with_out_of_order_timestamps() {
     let dir = tempfile::tempdir().unwrap();
     let log = open(dir.path(), LogConfig::default());
-    let mut a = batch_with_timestamps(&[100, 300], 10, Codec::None);
-    let mut b = batch_with_timestamps(&[200], 10, Codec::None);
-    log.append(&mut a, 0).unwrap();
-    log.append(&mut b, 0).unwrap();
+    let a = batch_with_timestamps(&[100, 300], 10, Codec::None);
+    let b = batch_with_timestamps(&[200], 10, Codec::None);
+    log.append(&a, 0, None).unwrap();
+    log.append(&b, 0, None).unwrap();
     let found = log.offset_for_timestamp(150).unwrap();
     assert_eq!(
         found,
@@ -404,13 +404,44 @@ fn offset_for_timestamp_with_out_of_order_timestamps() {
 }
 
 #[test]
+fn append_with_log_append_time_stamps_the_stored_batch_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path(), LogConfig::default());
+    let b = batch_with_timestamps(&[10, 20, 30], 10, Codec::Gzip);
+    let original = b.clone();
+    let info = log.append(&b, 3, Some(5000)).unwrap();
+    assert_eq!(info.max_timestamp, 5000);
+    assert_eq!(b, original, "the caller's bytes are not modified");
+    let read = log.read(0, 1 << 20, i64::MAX, true).unwrap();
+    let h = BatchHeader::parse(&read.records).unwrap();
+    verify_crc(&h, &read.records).unwrap();
+    assert_eq!(h.max_timestamp, 5000);
+    assert_eq!(h.partition_leader_epoch, 3);
+    assert_eq!(
+        h.timestamp_type(),
+        strom_protocol::batch::TimestampType::LogAppendTime
+    );
+    assert_eq!(
+        &read.records[strom_protocol::batch::HEADER_LEN..],
+        &original[strom_protocol::batch::HEADER_LEN..]
+    );
+    assert_eq!(
+        log.offset_for_timestamp(4000).unwrap(),
+        Some(TimestampOffset {
+            timestamp: 5000,
+            offset: 0
+        })
+    );
+}
+
+#[test]
 fn log_append_time_batches_use_the_batch_timestamp_for_every_record() {
     let dir = tempfile::tempdir().unwrap();
     let log = open(dir.path(), LogConfig::default());
     append(&log, 2, 10, 100);
     let mut b = batch_with_timestamps(&[10, 20, 30], 10, Codec::Gzip);
     set_log_append_time(&mut b, 5000);
-    log.append(&mut b, 0).unwrap();
+    log.append(&b, 0, None).unwrap();
     let found = log.offset_for_timestamp(4000).unwrap();
     assert_eq!(
         found,
@@ -442,8 +473,8 @@ fn max_timestamp_offset_is_the_earliest_record_with_the_largest_timestamp() {
         );
         assert_eq!(log.max_timestamp_offset().unwrap(), None);
         for timestamps in [&[10, 20][..], &[30, 50, 20], &[40, 50], &[45]] {
-            let mut b = batch_with_timestamps(timestamps, 10, codec);
-            log.append(&mut b, 0).unwrap();
+            let b = batch_with_timestamps(timestamps, 10, codec);
+            log.append(&b, 0, None).unwrap();
         }
         assert!(log.segment_bases().len() > 1, "{:?}", log.segment_bases());
         assert_eq!(
@@ -512,8 +543,8 @@ fn closed_log_refuses_appends_but_still_reads() {
     let log = open(dir.path(), LogConfig::default());
     fill(&log, 2);
     log.close().unwrap();
-    let mut b = batch(1, 1, TS);
-    let err = log.append(&mut b, 0).unwrap_err();
+    let b = batch(1, 1, TS);
+    let err = log.append(&b, 0, None).unwrap_err();
     assert!(matches!(err, StorageError::Closed(_)));
     assert_eq!(read_all(&log, 0).len(), 2);
 }

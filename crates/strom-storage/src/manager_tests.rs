@@ -29,8 +29,8 @@ fn small_config() -> LogConfig {
 
 fn append_n(log: &Log, n: usize) {
     for _ in 0..n {
-        let mut b = batch(2, 50, TS);
-        log.append(&mut b, 0).unwrap();
+        let b = batch(2, 50, TS);
+        log.append(&b, 0, None).unwrap();
     }
 }
 
@@ -144,7 +144,7 @@ fn delete_then_recreate_with_a_new_topic_id_is_empty() {
             .ends_with("-delete")
     }));
     assert!(matches!(
-        old.append(&mut batch(1, 1, TS), 0),
+        old.append(&batch(1, 1, TS), 0, None),
         Err(StorageError::Closed(_))
     ));
     m.delete(&tp).unwrap(); // idempotent

@@ -9,6 +9,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io;
+use std::io::IoSlice;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -633,15 +634,22 @@ impl Segment {
 
     /// Kafka's `LogSegment.append` for one batch whose offsets are already assigned: one
     /// positional write, then the in-memory bookkeeping and (sometimes) index entries.
+    /// Appends one batch given as its (patched) header and its records.
     pub(crate) fn append(
         &mut self,
-        batch: &[u8],
+        header: &[u8],
+        records: &[u8],
         last_offset: i64,
         max_timestamp: i64,
         index_interval_bytes: u64,
     ) -> Result<(), StorageError> {
         let position = self.size;
-        if let Err(e) = self.file.write_all_at(batch, position) {
+        let batch_len = (header.len() + records.len()) as u64;
+        if let Err(e) = write_all_vectored_at(
+            &self.file,
+            &mut [IoSlice::new(header), IoSlice::new(records)],
+            position,
+        ) {
             // Part of the batch may be in the file past `size`; the next append overwrites it,
             // and a roll or close cuts it.
             self.tail_dirty = true;
@@ -668,8 +676,8 @@ impl Segment {
                 tracing::warn!(segment = %self.log_path.display(), error = %e, "cannot write index entries");
             }
         }
-        self.bytes_since_last_index_entry += batch.len() as u64;
-        self.size += batch.len() as u64;
+        self.bytes_since_last_index_entry += batch_len;
+        self.size += batch_len;
         self.writes += 1;
         Ok(())
     }
@@ -770,4 +778,24 @@ pub(crate) struct FlushTarget {
     pub(crate) base_offset: i64,
     pub(crate) files: [(Arc<File>, PathBuf); 3],
     pub(crate) writes: u64,
+}
+
+/// `pwritev` until everything is written: one system call for a whole batch in the common case.
+fn write_all_vectored_at(
+    file: &File,
+    mut bufs: &mut [IoSlice<'_>],
+    mut offset: u64,
+) -> std::io::Result<()> {
+    while !bufs.is_empty() {
+        match rustix::io::pwritev(file, bufs, offset) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                offset += n as u64;
+                IoSlice::advance_slices(&mut bufs, n);
+            }
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
 }

@@ -8,7 +8,7 @@ use std::fs;
 use std::path::Path;
 
 use proptest::prelude::*;
-use strom_protocol::batch::{BatchHeader, Batches};
+use strom_protocol::batch::{self, BatchHeader, Batches};
 use strom_storage::{Log, LogConfig, TopicPartition};
 
 const TS: i64 = 1_700_000_000_000;
@@ -31,9 +31,12 @@ fn append_all(log: &Log, shapes: &[(usize, usize)]) -> Vec<Vec<u8>> {
         .iter()
         .enumerate()
         .map(|(i, &(records, value_len))| {
-            let mut b = common::batch(records, value_len, TS + i as i64);
-            log.append(&mut b, 1).unwrap();
-            b
+            let b = common::batch(records, value_len, TS + i as i64);
+            let info = log.append(&b, 1, None).unwrap();
+            // What the log stores: the header with offset and epoch set, the records as sent.
+            let mut stored = batch::patched_header(&b, info.base_offset, 1, None).to_vec();
+            stored.extend_from_slice(&b[batch::HEADER_LEN..]);
+            stored
         })
         .collect()
 }
@@ -130,8 +133,8 @@ proptest! {
         prop_assert_eq!(log.log_end_offset(), expected);
         prop_assert_eq!(fs::metadata(last).unwrap().len(), whole as u64);
         // The log goes on from there.
-        let mut b = common::batch(1, 10, TS);
-        prop_assert_eq!(log.append(&mut b, 1).unwrap().base_offset, expected);
+        let b = common::batch(1, 10, TS);
+        prop_assert_eq!(log.append(&b, 1, None).unwrap().base_offset, expected);
         if expected > 0 {
             let records = log.read(expected - 1, 1 << 20, i64::MAX, true).unwrap().records;
             let (first, _) = Batches::new(&records).next().unwrap().unwrap();

@@ -35,6 +35,20 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // A bug must still end as one readable line, not a panic message and a backtrace hint.
+    std::panic::set_hook(Box::new(|info| {
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".to_string());
+        let location = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!("error: internal error: {message}{location}");
+    }));
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Server(args) => server::run(args),

@@ -79,6 +79,14 @@ pub(crate) fn run(args: TopicsArgs) -> anyhow::Result<()> {
                 if_not_exists,
                 connect,
             } => {
+                if name.contains('.') || name.contains('_') {
+                    // kafka-topics.sh prints the same warning: metric names replace '.' by '_'.
+                    println!(
+                        "WARNING: Due to limitations in metric names, topics with a period ('.') or \
+                         underscore ('_') could collide. To avoid issues it is best to use either, \
+                         but not both."
+                    );
+                }
                 let admin = Admin::connect(connect.config(&[])?).await?;
                 let topic = NewTopic {
                     name: name.clone(),

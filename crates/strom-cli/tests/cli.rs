@@ -48,6 +48,46 @@ fn ok(o: &Output) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topic_names_with_period_or_underscore_warn_and_collisions_are_refused() {
+    let broker = TestBroker::start().await;
+    let b = broker.bootstrap_servers();
+    let o = strom(
+        &[
+            "topics",
+            "create",
+            "metrics.in_use",
+            "--bootstrap-server",
+            b,
+        ],
+        "",
+    )
+    .await;
+    ok(&o);
+    assert!(
+        stdout(&o).starts_with("WARNING: Due to limitations in metric names"),
+        "{}",
+        stdout(&o)
+    );
+    let o = strom(
+        &[
+            "topics",
+            "create",
+            "metrics_in.use",
+            "--bootstrap-server",
+            b,
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("collides with existing topic"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn topics_create_list_describe_delete() {
     let broker = TestBroker::start().await;
     let b = broker.bootstrap_servers();

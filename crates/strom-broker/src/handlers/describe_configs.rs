@@ -80,7 +80,8 @@ pub(crate) fn handle(ctx: &mut Ctx<'_>, req: DescribeConfigsRequest) -> Describe
                     .with_error_code(e.code.code())
                     .with_error_message(e.message.map(str_bytes)),
                 Ok(configs) => {
-                    let wanted = resource.configuration_keys;
+                    // Null or empty both mean every config, as in Kafka's ConfigHelper.
+                    let wanted = resource.configuration_keys.filter(|keys| !keys.is_empty());
                     let configs = configs
                         .into_iter()
                         .filter(|c| {

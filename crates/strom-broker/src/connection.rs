@@ -56,6 +56,10 @@ pub(crate) async fn serve(
                     break;
                 }
                 Ok(None) => break,
+                Ok(Some(Err(e))) if peer_went_away(&e) => {
+                    debug!(%peer, error = %e, "connection reset by the client");
+                    break;
+                }
                 Ok(Some(Err(e))) => {
                     warn!(%peer, error = %e, "closing connection: unreadable frame");
                     break;
@@ -78,6 +82,14 @@ pub(crate) async fn serve(
     }
     let _ = writer.shutdown().await;
     debug!(%peer, "connection closed");
+}
+
+/// A read error that only says the client is gone (it reset or aborted the connection, as
+/// clients do when they close a socket with unread responses), not that it sent anything
+/// wrong: like Kafka, log it at debug level, not as a bad frame.
+fn peer_went_away(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset};
+    matches!(e.kind(), ConnectionReset | ConnectionAborted | BrokenPipe)
 }
 
 /// Serves one frame; `Ok(None)` when no response is due (acks=0), `Err` to close the

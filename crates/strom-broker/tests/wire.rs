@@ -482,6 +482,144 @@ async fn bad_frames_close_only_their_connection() {
     assert_eq!((r.error_code, r.base_offset), (0, 0));
 }
 
+/// Records the broker's log events (all tests of this binary share the one global subscriber;
+/// a test finds its own events by the peer address they carry).
+mod log_capture {
+    use std::fmt::Write as _;
+    use std::sync::{Arc, Mutex, OnceLock};
+
+    use tracing::field::{Field, Visit};
+    use tracing::span::{Attributes, Id, Record};
+    use tracing::{Event, Level, Metadata, Subscriber};
+
+    pub(super) type Events = Arc<Mutex<Vec<(Level, String)>>>;
+
+    struct Capture(Events);
+
+    struct Fields(String);
+
+    impl Visit for Fields {
+        fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+            let _ = write!(self.0, "{}={:?} ", field.name(), value);
+        }
+    }
+
+    impl Subscriber for Capture {
+        fn enabled(&self, metadata: &Metadata<'_>) -> bool {
+            metadata.target().starts_with("strom_broker")
+        }
+        fn new_span(&self, _: &Attributes<'_>) -> Id {
+            Id::from_u64(1)
+        }
+        fn record(&self, _: &Id, _: &Record<'_>) {}
+        fn record_follows_from(&self, _: &Id, _: &Id) {}
+        fn event(&self, event: &Event<'_>) {
+            let mut fields = Fields(String::new());
+            event.record(&mut fields);
+            self.0
+                .lock()
+                .unwrap()
+                .push((*event.metadata().level(), fields.0));
+        }
+        fn enter(&self, _: &Id) {}
+        fn exit(&self, _: &Id) {}
+    }
+
+    /// Installs the capture (once per test binary) and returns the shared event list.
+    pub(super) fn install() -> Events {
+        static EVENTS: OnceLock<Events> = OnceLock::new();
+        EVENTS
+            .get_or_init(|| {
+                let events = Events::default();
+                tracing::subscriber::set_global_default(Capture(events.clone()))
+                    .expect("no other global subscriber in this test binary");
+                events
+            })
+            .clone()
+    }
+
+    /// The events whose fields mention `needle`.
+    pub(super) fn matching(events: &Events, needle: &str) -> Vec<(Level, String)> {
+        events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, text)| text.contains(needle))
+            .cloned()
+            .collect()
+    }
+}
+
+/// A client that resets its connection (closing a socket with unread data does that, as
+/// librdkafka consumers do on close) has gone away; it sent no bad frame. The broker logged a
+/// WARN "unreadable frame ... Connection reset by peer" for it, which the compat suite's
+/// no-warnings check caught; Kafka logs such disconnects at debug level.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_reset_is_not_logged_as_a_bad_frame() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    let events = log_capture::install();
+    let broker = TestBroker::start().await;
+    let closed = |addr: &str| {
+        log_capture::matching(&events, addr)
+            .iter()
+            .any(|(_, text)| text.contains("connection closed"))
+    };
+    let wait_closed = |addr: String| async move {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !closed(&addr) {
+            assert!(Instant::now() < deadline, "{addr}: no 'connection closed'");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+
+    // A reset (SO_LINGER 0) while the broker waits for the next frame, after one
+    // request/response (so the connection is being served).
+    let mut stream = TcpStream::connect(broker.bootstrap_servers())
+        .await
+        .unwrap();
+    let reset_addr = stream.local_addr().unwrap().to_string();
+    let mut request = BytesMut::new();
+    request.extend_from_slice(&10i32.to_be_bytes());
+    request.extend_from_slice(&(ApiKey::ApiVersions as i16).to_be_bytes());
+    request.extend_from_slice(&0i16.to_be_bytes());
+    request.extend_from_slice(&1i32.to_be_bytes());
+    request.extend_from_slice(&(-1i16).to_be_bytes());
+    stream.write_all(&request).await.unwrap();
+    let mut size = [0u8; 4];
+    stream.read_exact(&mut size).await.unwrap();
+    let mut response = vec![0u8; i32::from_be_bytes(size) as usize];
+    stream.read_exact(&mut response).await.unwrap();
+    stream.set_zero_linger().unwrap();
+    drop(stream);
+    wait_closed(reset_addr.clone()).await;
+
+    // A truncated frame and a clean close: that one is a bad frame, logged as a WARN (which
+    // also shows that the capture sees the broker's warnings).
+    let mut truncated = TcpStream::connect(broker.bootstrap_servers())
+        .await
+        .unwrap();
+    let truncated_addr = truncated.local_addr().unwrap().to_string();
+    truncated.write_all(&100i32.to_be_bytes()).await.unwrap();
+    truncated.write_all(&[0, 18, 0, 3]).await.unwrap();
+    truncated.shutdown().await.unwrap();
+    wait_closed(truncated_addr.clone()).await;
+
+    let warned = |addr: &str| {
+        log_capture::matching(&events, addr)
+            .into_iter()
+            .filter(|(level, _)| *level <= tracing::Level::WARN)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        warned(&truncated_addr).len(),
+        1,
+        "the truncated frame is a WARN"
+    );
+    assert_eq!(warned(&reset_addr), vec![], "a reset is not a WARN");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metadata_auto_creates_and_reports_topic_ids() {
     let broker = TestBroker::start_with(&[("num.partitions", "4")]).await;
@@ -524,6 +662,90 @@ async fn metadata_auto_creates_and_reports_topic_ids() {
         resp.topics[0].error_code,
         ErrorCode::InvalidTopicException.code()
     );
+}
+
+/// With no authorizer Kafka answers `include_*_authorized_operations` with every operation the
+/// resource supports (confluent-kafka's `describe_topics`/`describe_cluster` with
+/// `include_authorized_operations=True` showed `None` before); not asked, the field keeps its
+/// "not provided" default.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authorized_operations_are_reported_when_asked() {
+    const NOT_PROVIDED: i32 = i32::MIN;
+    // READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS
+    const TOPIC_OPS: i32 =
+        (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8) | (1 << 10) | (1 << 11);
+    // CREATE, ALTER, DESCRIBE, CLUSTER_ACTION, DESCRIBE_CONFIGS, ALTER_CONFIGS, IDEMPOTENT_WRITE
+    const CLUSTER_OPS: i32 =
+        (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12);
+    let broker = TestBroker::start().await;
+    let mut conn = RawConnection::connect(broker.bootstrap_servers())
+        .await
+        .unwrap();
+    create_topic(&mut conn, "ops", 1).await;
+    let topics = || {
+        Some(vec![
+            metadata_request::MetadataRequestTopic::default().with_name(Some(TopicName(s("ops")))),
+            metadata_request::MetadataRequestTopic::default()
+                .with_name(Some(TopicName(s("missing")))),
+        ])
+    };
+
+    for version in [8, 10, 12, 13] {
+        let asked = MetadataRequest::default()
+            .with_topics(topics())
+            .with_include_topic_authorized_operations(true)
+            .with_include_cluster_authorized_operations(version <= 10);
+        let resp: MetadataResponse = conn.call(ApiKey::Metadata, version, &asked).await.unwrap();
+        assert_eq!(resp.topics[0].error_code, 0);
+        assert_eq!(
+            resp.topics[0].topic_authorized_operations, TOPIC_OPS,
+            "v{version}"
+        );
+        assert_eq!(
+            resp.topics[1].topic_authorized_operations, TOPIC_OPS,
+            "v{version}"
+        );
+        let cluster = if version <= 10 {
+            CLUSTER_OPS
+        } else {
+            NOT_PROVIDED
+        };
+        assert_eq!(resp.cluster_authorized_operations, cluster, "v{version}");
+
+        let not_asked = MetadataRequest::default().with_topics(topics());
+        let resp: MetadataResponse = conn
+            .call(ApiKey::Metadata, version, &not_asked)
+            .await
+            .unwrap();
+        assert_eq!(resp.topics[0].topic_authorized_operations, NOT_PROVIDED);
+        assert_eq!(resp.cluster_authorized_operations, NOT_PROVIDED);
+    }
+
+    for version in 0..=2 {
+        let asked =
+            DescribeClusterRequest::default().with_include_cluster_authorized_operations(true);
+        let resp: DescribeClusterResponse = conn
+            .call(ApiKey::DescribeCluster, version, &asked)
+            .await
+            .unwrap();
+        assert_eq!(resp.error_code, 0);
+        assert_eq!(
+            resp.cluster_authorized_operations, CLUSTER_OPS,
+            "v{version}"
+        );
+        let resp: DescribeClusterResponse = conn
+            .call(
+                ApiKey::DescribeCluster,
+                version,
+                &DescribeClusterRequest::default(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            resp.cluster_authorized_operations, NOT_PROVIDED,
+            "v{version}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

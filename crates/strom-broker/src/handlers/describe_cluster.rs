@@ -4,7 +4,7 @@ use strom_protocol::ErrorCode;
 use strom_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use strom_protocol::messages::{ApiKey, BrokerId, DescribeClusterRequest, DescribeClusterResponse};
 
-use super::{ApiSpec, Ctx, str_bytes};
+use super::{ApiSpec, CLUSTER_AUTHORIZED_OPERATIONS, Ctx, str_bytes};
 
 pub(crate) const API: ApiSpec = ApiSpec::new(ApiKey::DescribeCluster, 0, 2);
 
@@ -36,8 +36,15 @@ pub(crate) fn handle(ctx: &mut Ctx<'_>, req: DescribeClusterRequest) -> Describe
             )
         })
         .collect();
+    // With no authorizer, Kafka reports every operation the cluster resource supports.
+    let authorized_operations = if req.include_cluster_authorized_operations {
+        CLUSTER_AUTHORIZED_OPERATIONS
+    } else {
+        i32::MIN
+    };
     DescribeClusterResponse::default()
         .with_cluster_id(str_bytes(shared.cluster_id.clone()))
         .with_controller_id(BrokerId(shared.node_id))
+        .with_cluster_authorized_operations(authorized_operations)
         .with_brokers(brokers)
 }

@@ -11,7 +11,7 @@ use strom_protocol::messages::metadata_response::{
 use strom_protocol::messages::{ApiKey, BrokerId, MetadataRequest, MetadataResponse, TopicName};
 use uuid::Uuid;
 
-use super::{ApiSpec, Ctx, str_bytes};
+use super::{ApiSpec, CLUSTER_AUTHORIZED_OPERATIONS, Ctx, TOPIC_AUTHORIZED_OPERATIONS, str_bytes};
 
 pub(crate) const API: ApiSpec = ApiSpec::new(ApiKey::Metadata, 0, 13);
 
@@ -89,11 +89,22 @@ pub(crate) async fn handle(ctx: &mut Ctx<'_>, req: MetadataRequest) -> MetadataR
         }
     }
 
-    MetadataResponse::default()
+    // Authorized operations (v8+; the cluster's only up to v10): with no authorizer, Kafka
+    // reports everything the resource supports. Topics not found by id carry no name and none.
+    if ctx.version >= 8 && req.include_topic_authorized_operations {
+        for t in topics.iter_mut().filter(|t| t.name.is_some()) {
+            t.topic_authorized_operations = TOPIC_AUTHORIZED_OPERATIONS;
+        }
+    }
+    let mut response = MetadataResponse::default()
         .with_brokers(brokers(&image))
         .with_cluster_id(Some(str_bytes(shared.cluster_id.clone())))
         .with_controller_id(BrokerId(shared.node_id))
-        .with_topics(topics)
+        .with_topics(topics);
+    if (8..=10).contains(&ctx.version) && req.include_cluster_authorized_operations {
+        response.cluster_authorized_operations = CLUSTER_AUTHORIZED_OPERATIONS;
+    }
+    response
 }
 
 fn brokers(image: &MetadataImage) -> Vec<MetadataResponseBroker> {

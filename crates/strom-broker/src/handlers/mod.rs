@@ -125,6 +125,62 @@ pub(crate) async fn dispatch(
     Reply::Response(Box::new(response))
 }
 
+/// Kafka's `AclOperation` codes used below (org.apache.kafka.common.acl.AclOperation).
+mod acl_op {
+    pub(super) const READ: u8 = 3;
+    pub(super) const WRITE: u8 = 4;
+    pub(super) const CREATE: u8 = 5;
+    pub(super) const DELETE: u8 = 6;
+    pub(super) const ALTER: u8 = 7;
+    pub(super) const DESCRIBE: u8 = 8;
+    pub(super) const CLUSTER_ACTION: u8 = 9;
+    pub(super) const DESCRIBE_CONFIGS: u8 = 10;
+    pub(super) const ALTER_CONFIGS: u8 = 11;
+    pub(super) const IDEMPOTENT_WRITE: u8 = 12;
+}
+
+/// A set of ACL operations as the protocol's authorized-operations bit field (bit n = code n).
+const fn bit_field(ops: &[u8]) -> i32 {
+    let mut bits = 0i32;
+    let mut i = 0;
+    while i < ops.len() {
+        bits |= 1 << ops[i];
+        i += 1;
+    }
+    bits
+}
+
+/// What a client asking for `include_topic_authorized_operations` is told it may do on a
+/// topic. With no authorizer configured (strom has none yet) Kafka reports every operation the
+/// resource type supports (`AuthHelper.authorizedOperations`, `AclEntry.supportedOperations`).
+pub(crate) const TOPIC_AUTHORIZED_OPERATIONS: i32 = {
+    use acl_op::*;
+    bit_field(&[
+        READ,
+        WRITE,
+        CREATE,
+        DESCRIBE,
+        DELETE,
+        ALTER,
+        DESCRIBE_CONFIGS,
+        ALTER_CONFIGS,
+    ])
+};
+
+/// The same for the cluster resource (`include_cluster_authorized_operations`).
+pub(crate) const CLUSTER_AUTHORIZED_OPERATIONS: i32 = {
+    use acl_op::*;
+    bit_field(&[
+        CREATE,
+        CLUSTER_ACTION,
+        DESCRIBE_CONFIGS,
+        ALTER_CONFIGS,
+        IDEMPOTENT_WRITE,
+        ALTER,
+        DESCRIBE,
+    ])
+};
+
 pub(crate) fn str_bytes(s: impl Into<String>) -> StrBytes {
     StrBytes::from_string(s.into())
 }
@@ -171,6 +227,14 @@ mod tests {
             assert_eq!(version_range(key), Some(range), "{key:?}");
         }
         assert_eq!(ProduceRequest::KEY, ApiKey::Produce as i16);
+    }
+
+    #[test]
+    fn authorized_operations_are_kafkas_bit_fields() {
+        // Kafka with no authorizer: topic READ..ALTER_CONFIGS without CLUSTER_ACTION and
+        // IDEMPOTENT_WRITE; cluster CREATE, ALTER, DESCRIBE, CLUSTER_ACTION..IDEMPOTENT_WRITE.
+        assert_eq!(TOPIC_AUTHORIZED_OPERATIONS, 0b1101_1111_1000);
+        assert_eq!(CLUSTER_AUTHORIZED_OPERATIONS, 0b1_1111_1010_0000);
     }
 
     #[test]

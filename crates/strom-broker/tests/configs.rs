@@ -1,53 +1,16 @@
 //! Topic and broker configs as clients see them: creation with configs, their effect on produce,
 //! and DescribeConfigs sources and synonyms.
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
+use strom_protocol::ErrorCode;
 use strom_protocol::batch::{BatchHeader, TimestampType as StoredTimestampType};
-use strom_protocol::kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use strom_protocol::kafka_protocol::records::Compression;
 use strom_protocol::messages::*;
-use strom_protocol::{ErrorCode, StrBytes};
+use strom_test_support::records::{batch, now_ms, str_bytes as s};
 use strom_test_support::{RawConnection, TestBroker};
 
-fn s(v: &str) -> StrBytes {
-    StrBytes::from_string(v.to_string())
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
-
 fn batch_at(timestamp: i64) -> Bytes {
-    let record = Record {
-        transactional: false,
-        control: false,
-        delete_horizon: false,
-        partition_leader_epoch: -1,
-        producer_id: -1,
-        producer_epoch: -1,
-        timestamp_type: TimestampType::Creation,
-        offset: 0,
-        sequence: -1,
-        timestamp,
-        key: None,
-        value: Some(Bytes::from_static(b"v")),
-        headers: Default::default(),
-    };
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        [&record],
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .unwrap();
-    buf.freeze()
+    strom_test_support::records::batch_at(&[b"v"], Compression::None, timestamp)
 }
 
 async fn create(
@@ -172,34 +135,7 @@ async fn max_message_bytes_of_a_topic_applies() {
         .await
         .unwrap();
     create(&mut conn, "small", &[("max.message.bytes", "100")]).await;
-    let big = {
-        let record = Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: 0,
-            sequence: -1,
-            timestamp: now_ms(),
-            key: None,
-            value: Some(Bytes::from(vec![1u8; 200])),
-            headers: Default::default(),
-        };
-        let mut buf = BytesMut::new();
-        RecordBatchEncoder::encode(
-            &mut buf,
-            [&record],
-            &RecordEncodeOptions {
-                version: 2,
-                compression: Compression::None,
-            },
-        )
-        .unwrap();
-        buf.freeze()
-    };
+    let big = batch(&[&[1u8; 200]], Compression::None);
     let r = produce(&mut conn, "small", big).await;
     assert_eq!(r.error_code, ErrorCode::MessageTooLarge.code());
 }

@@ -5,56 +5,10 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use strom_protocol::ErrorCode;
 use strom_protocol::StrBytes;
-use strom_protocol::kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use strom_protocol::kafka_protocol::records::Compression;
 use strom_protocol::messages::*;
+use strom_test_support::records::{batch, now_ms, str_bytes as s, values_of};
 use strom_test_support::{RawConnection, TestBroker};
-
-fn s(v: &str) -> StrBytes {
-    StrBytes::from_string(v.to_string())
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
-
-fn batch(values: &[&[u8]], compression: Compression) -> Bytes {
-    let ts = now_ms();
-    let records: Vec<Record> = values
-        .iter()
-        .enumerate()
-        .map(|(i, v)| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: i as i32 - 1,
-            timestamp: ts,
-            key: Some(Bytes::from(format!("k{i}"))),
-            value: Some(Bytes::copy_from_slice(v)),
-            headers: Default::default(),
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression,
-        },
-    )
-    .unwrap();
-    buf.freeze()
-}
 
 async fn create_topic(
     conn: &mut RawConnection,
@@ -130,17 +84,6 @@ async fn fetch(
         .unwrap();
     assert_eq!(resp.error_code, 0);
     resp.responses[0].partitions[0].clone()
-}
-
-fn values_of(records: &Bytes) -> Vec<(i64, Bytes)> {
-    let mut buf = records.clone();
-    let mut out = Vec::new();
-    for set in RecordBatchDecoder::decode_all(&mut buf).unwrap() {
-        for r in set.records {
-            out.push((r.offset, r.value.unwrap_or_default()));
-        }
-    }
-    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1059,4 +1002,29 @@ async fn every_version_of_every_api_is_answered() {
         assert_eq!(r.responses[0].error_code, 0, "DeleteTopics v{v}");
         assert_ne!(r.responses[1].error_code, 0, "DeleteTopics v{v}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn describe_cluster_refuses_controller_endpoint_requests_like_a_broker() {
+    let broker = TestBroker::start().await;
+    let mut conn = RawConnection::connect(broker.bootstrap_servers())
+        .await
+        .unwrap();
+    let ask =
+        |endpoint_type: i8| DescribeClusterRequest::default().with_endpoint_type(endpoint_type);
+    let r: DescribeClusterResponse = conn
+        .call(ApiKey::DescribeCluster, 1, &ask(1))
+        .await
+        .unwrap();
+    assert_eq!((r.error_code, r.brokers.len()), (0, 1));
+    let r: DescribeClusterResponse = conn
+        .call(ApiKey::DescribeCluster, 1, &ask(2))
+        .await
+        .unwrap();
+    assert_eq!(r.error_code, ErrorCode::MismatchedEndpointType.code());
+    let r: DescribeClusterResponse = conn
+        .call(ApiKey::DescribeCluster, 1, &ask(9))
+        .await
+        .unwrap();
+    assert_eq!(r.error_code, ErrorCode::UnsupportedEndpointType.code());
 }

@@ -196,3 +196,78 @@ impl RawConnection {
         }
     }
 }
+
+/// Record batches and small values for tests that speak the protocol directly.
+pub mod records {
+    use bytes::{Bytes, BytesMut};
+    use strom_protocol::StrBytes;
+    use strom_protocol::kafka_protocol::records::{
+        Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
+        TimestampType,
+    };
+
+    /// Milliseconds since the Unix epoch.
+    pub fn now_ms() -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0)
+    }
+
+    pub fn str_bytes(s: &str) -> StrBytes {
+        StrBytes::from_string(s.to_string())
+    }
+
+    /// One v2 batch as a non-idempotent producer sends it: keys `k0, k1, ...`, the given values,
+    /// every record stamped `timestamp` (CreateTime).
+    pub fn batch_at(values: &[&[u8]], compression: Compression, timestamp: i64) -> Bytes {
+        let records: Vec<Record> = values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| Record {
+                transactional: false,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: -1,
+                producer_id: -1,
+                producer_epoch: -1,
+                timestamp_type: TimestampType::Creation,
+                offset: i as i64,
+                // The encoder keeps records in one batch while offset - sequence is constant;
+                // this also makes the base sequence -1 (no producer id).
+                sequence: i as i32 - 1,
+                timestamp,
+                key: Some(Bytes::from(format!("k{i}"))),
+                value: Some(Bytes::copy_from_slice(v)),
+                headers: Default::default(),
+            })
+            .collect();
+        let mut buf = BytesMut::new();
+        RecordBatchEncoder::encode(
+            &mut buf,
+            &records,
+            &RecordEncodeOptions {
+                version: 2,
+                compression,
+            },
+        )
+        .expect("encodable test batch");
+        buf.freeze()
+    }
+
+    /// [`batch_at`] stamped now.
+    pub fn batch(values: &[&[u8]], compression: Compression) -> Bytes {
+        batch_at(values, compression, now_ms())
+    }
+
+    /// `(offset, value)` of every record in fetched batches.
+    pub fn values_of(records: &Bytes) -> Vec<(i64, Bytes)> {
+        let mut buf = records.clone();
+        RecordBatchDecoder::decode_all(&mut buf)
+            .expect("decodable batches")
+            .into_iter()
+            .flat_map(|set| set.records)
+            .map(|r| (r.offset, r.value.unwrap_or_default()))
+            .collect()
+    }
+}

@@ -9,15 +9,27 @@ use super::{ApiSpec, CLUSTER_AUTHORIZED_OPERATIONS, Ctx, str_bytes};
 pub(crate) const API: ApiSpec = ApiSpec::new(ApiKey::DescribeCluster, 0, 2);
 
 const ENDPOINT_BROKERS: i8 = 1;
+const ENDPOINT_CONTROLLERS: i8 = 2;
 
 pub(crate) fn handle(ctx: &mut Ctx<'_>, req: DescribeClusterRequest) -> DescribeClusterResponse {
     let shared = ctx.shared;
     if ctx.version >= 1 && req.endpoint_type != ENDPOINT_BROKERS {
-        return DescribeClusterResponse::default()
-            .with_error_code(ErrorCode::UnsupportedEndpointType.code())
-            .with_error_message(Some(str_bytes(
+        // As a Kafka broker: a controller-endpoint request reached a broker endpoint; any other
+        // value is an endpoint type nobody knows.
+        let (code, message) = if req.endpoint_type == ENDPOINT_CONTROLLERS {
+            (
+                ErrorCode::MismatchedEndpointType,
                 "The request was sent to an endpoint of type BROKER, but we wanted an endpoint of type CONTROLLER",
-            )));
+            )
+        } else {
+            (
+                ErrorCode::UnsupportedEndpointType,
+                "Unsupported endpoint type",
+            )
+        };
+        return DescribeClusterResponse::default()
+            .with_error_code(code.code())
+            .with_error_message(Some(str_bytes(message)));
     }
     let image = shared.controller.image();
     let brokers = image

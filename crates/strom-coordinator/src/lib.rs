@@ -1,0 +1,1 @@
+//! Group coordinator (placeholder; being implemented).

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use strom_metadata::MetadataImage;
 use strom_metadata::config::{self as defs, BrokerConfigView};
 use strom_metadata::records::ConfigResourceType;
-use strom_protocol::batch::{self, ProduceLimits, TimestampType};
+use strom_protocol::batch::{self, Compression, ProduceLimits, TimestampType};
 use strom_protocol::{ApiError, ErrorCode};
 use strom_storage::{
     Log, LogAppendInfo, LogConfig, LogManager, LogReadResult, StorageError, TopicPartition,
@@ -31,6 +31,10 @@ pub(crate) struct PartitionSettings {
     pub(crate) limits: ProduceLimits,
     pub(crate) log_config: LogConfig,
     pub(crate) min_insync_replicas: i32,
+    /// `compression.type`: `None` keeps the producer's codec (`producer`).
+    pub(crate) compression: Option<Compression>,
+    /// `cleanup.policy` contains `compact`: records need keys.
+    pub(crate) compacted: bool,
 }
 
 impl PartitionSettings {
@@ -69,6 +73,17 @@ impl PartitionSettings {
                 flush_ms: num("flush.ms", defaults.flush_ms),
             },
             min_insync_replicas: num("min.insync.replicas", 1) as i32,
+            compression: match effective.get("compression.type").map(String::as_str) {
+                Some("uncompressed") => Some(Compression::None),
+                Some("gzip") => Some(Compression::Gzip),
+                Some("snappy") => Some(Compression::Snappy),
+                Some("lz4") => Some(Compression::Lz4),
+                Some("zstd") => Some(Compression::Zstd),
+                _ => None,
+            },
+            compacted: effective
+                .get("cleanup.policy")
+                .is_some_and(|p| p.split(',').any(|p| p.trim() == "compact")),
         }
     }
 }
@@ -118,12 +133,45 @@ impl Partition {
                 ),
             ));
         }
+        let batch = &records[..header.size()];
+        // Looking inside a batch means decompressing untrusted bytes: bound what may come out.
+        let limit = settings
+            .limits
+            .max_batch_bytes
+            .saturating_mul(64)
+            .max(64 << 20);
+        let invalid = |e: batch::BatchError| ApiError::new(e.error_code(), e.to_string());
+        if settings.compacted {
+            let records = batch::records_section(batch, limit).map_err(invalid)?;
+            if batch::any_null_key(&records).map_err(invalid)? {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidRecord,
+                    format!(
+                        "Compacted topic cannot accept message without key in topic partition {}.",
+                        self.tp
+                    ),
+                ));
+            }
+        }
+        let rewritten = match settings.compression {
+            Some(target) if header.compression() != Some(target) => {
+                let rewritten = batch::recompress(batch, target, limit).map_err(invalid)?;
+                if rewritten.len() > settings.limits.max_batch_bytes {
+                    return Err(invalid(batch::BatchError::TooLarge {
+                        size: rewritten.len(),
+                        limit: settings.limits.max_batch_bytes,
+                    }));
+                }
+                Some(rewritten)
+            }
+            _ => None,
+        };
         let log_append_time =
             (settings.limits.timestamp_type == TimestampType::LogAppendTime).then_some(now_ms);
         let info = self
             .log
             .append(
-                &records[..header.size()],
+                rewritten.as_deref().unwrap_or(batch),
                 self.leader_epoch,
                 log_append_time,
             )

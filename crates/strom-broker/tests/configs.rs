@@ -233,3 +233,95 @@ async fn describe_configs_reports_sources_and_synonyms() {
     assert_eq!(broker_result.configs[0].config_source, 4);
     assert_eq!(broker_result.configs[1].config_source, 5);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compacted_topics_refuse_records_without_keys() {
+    use strom_protocol::kafka_protocol::records::{
+        Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    };
+    let broker = TestBroker::start().await;
+    let mut conn = RawConnection::connect(broker.bootstrap_servers())
+        .await
+        .unwrap();
+    create(&mut conn, "compacted", &[("cleanup.policy", "compact")]).await;
+    let keyless = Record {
+        transactional: false,
+        control: false,
+        delete_horizon: false,
+        partition_leader_epoch: -1,
+        producer_id: -1,
+        producer_epoch: -1,
+        timestamp_type: TimestampType::Creation,
+        offset: 0,
+        sequence: -1,
+        timestamp: now_ms(),
+        key: None,
+        value: Some(Bytes::from_static(b"v")),
+        headers: Default::default(),
+    };
+    for compression in [Compression::None, Compression::Gzip] {
+        let mut buf = bytes::BytesMut::new();
+        RecordBatchEncoder::encode(
+            &mut buf,
+            [&keyless],
+            &RecordEncodeOptions {
+                version: 2,
+                compression,
+            },
+        )
+        .unwrap();
+        let r = produce(&mut conn, "compacted", buf.freeze()).await;
+        assert_eq!(
+            r.error_code,
+            ErrorCode::InvalidRecord.code(),
+            "{compression:?}"
+        );
+        assert!(r.error_message.unwrap().contains("without key"));
+    }
+    let r = produce(
+        &mut conn,
+        "compacted",
+        batch(&[b"keyed"], Compression::Snappy),
+    )
+    .await;
+    assert_eq!((r.error_code, r.base_offset), (0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topic_compression_type_rewrites_batches_on_the_broker() {
+    use strom_protocol::batch::Compression as Stored;
+    let broker = TestBroker::start().await;
+    let mut conn = RawConnection::connect(broker.bootstrap_servers())
+        .await
+        .unwrap();
+    for (topic, setting, sent, stored) in [
+        ("to-zstd", "zstd", Compression::None, Stored::Zstd),
+        ("to-none", "uncompressed", Compression::Gzip, Stored::None),
+        ("as-sent", "producer", Compression::Lz4, Stored::Lz4),
+    ] {
+        create(&mut conn, topic, &[("compression.type", setting)]).await;
+        let r = produce(
+            &mut conn,
+            topic,
+            batch(&[b"aaaaaaaaaa", b"bbbbbbbbbb"], sent),
+        )
+        .await;
+        assert_eq!(r.error_code, 0, "{topic}");
+        let stored_batch = first_stored_batch(&mut conn, topic).await;
+        let h = BatchHeader::parse(&stored_batch).unwrap();
+        assert_eq!(h.compression(), Some(stored), "{topic}");
+        strom_protocol::batch::verify_crc(&h, &stored_batch).unwrap();
+        let values: Vec<Bytes> = strom_test_support::records::values_of(&stored_batch)
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect();
+        assert_eq!(
+            values,
+            vec![
+                Bytes::from_static(b"aaaaaaaaaa"),
+                Bytes::from_static(b"bbbbbbbbbb")
+            ],
+            "{topic}"
+        );
+    }
+}

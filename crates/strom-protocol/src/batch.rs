@@ -119,6 +119,12 @@ pub enum BatchError {
     TooLarge { size: usize, limit: usize },
     #[error("timestamp {timestamp} is out of the accepted range around {now}")]
     TimestampOutOfRange { timestamp: i64, now: i64 },
+    #[error("compressed records cannot be decompressed")]
+    CorruptCompressed,
+    #[error("records decompress to more than {limit} bytes")]
+    DecompressedTooLarge { limit: usize },
+    #[error("a record without a key cannot be written to a compacted topic")]
+    NullKeyInCompactedTopic,
 }
 
 impl BatchError {
@@ -129,15 +135,17 @@ impl BatchError {
             | Self::InvalidLength(_)
             | Self::CrcMismatch { .. }
             | Self::InvalidCompression(_)
-            | Self::MalformedRecord => ErrorCode::CorruptMessage,
+            | Self::MalformedRecord
+            | Self::CorruptCompressed => ErrorCode::CorruptMessage,
             Self::UnsupportedMagic(_)
             | Self::InconsistentCount { .. }
             | Self::RecordCountMismatch { .. }
             | Self::NotOneBatch(_)
             | Self::NonZeroBaseOffset(_)
             | Self::ControlBatchFromClient
-            | Self::InvalidSequence { .. } => ErrorCode::InvalidRecord,
-            Self::TooLarge { .. } => ErrorCode::MessageTooLarge,
+            | Self::InvalidSequence { .. }
+            | Self::NullKeyInCompactedTopic => ErrorCode::InvalidRecord,
+            Self::TooLarge { .. } | Self::DecompressedTooLarge { .. } => ErrorCode::MessageTooLarge,
             Self::TimestampOutOfRange { .. } => ErrorCode::InvalidTimestamp,
         }
     }
@@ -402,6 +410,79 @@ pub fn count_uncompressed_records(batch: &[u8]) -> Result<i64, BatchError> {
         count += 1;
     }
     Ok(count)
+}
+
+/// The records section of a whole batch, decompressed (at most `limit` bytes).
+pub fn records_section(
+    batch: &[u8],
+    limit: usize,
+) -> Result<std::borrow::Cow<'_, [u8]>, BatchError> {
+    let header = BatchHeader::parse(batch)?;
+    let codec = header.compression().ok_or(BatchError::InvalidCompression(
+        header.attributes & COMPRESSION_MASK,
+    ))?;
+    let body = &batch[HEADER_LEN..header.size().min(batch.len())];
+    if codec == Compression::None {
+        return Ok(std::borrow::Cow::Borrowed(body));
+    }
+    crate::compression::decompress(codec, body, limit)
+        .map(std::borrow::Cow::Owned)
+        .map_err(|e| match e {
+            crate::compression::CodecError::TooLarge { limit, .. } => {
+                BatchError::DecompressedTooLarge { limit }
+            }
+            _ => BatchError::CorruptCompressed,
+        })
+}
+
+/// Whether any record in an (uncompressed) records section has a null key. Reads each record's
+/// length, timestamp delta, offset delta and key length only.
+pub fn any_null_key(records: &[u8]) -> Result<bool, BatchError> {
+    let mut pos = 0;
+    while pos < records.len() {
+        let len = read_varint(records, &mut pos).ok_or(BatchError::MalformedRecord)?;
+        if len <= 0 || len as usize > records.len() - pos {
+            return Err(BatchError::MalformedRecord);
+        }
+        let end = pos + len as usize;
+        let record = &records[..end];
+        let mut at = pos + 1; // attributes
+        read_varint(record, &mut at).ok_or(BatchError::MalformedRecord)?; // timestamp delta
+        read_varint(record, &mut at).ok_or(BatchError::MalformedRecord)?; // offset delta
+        let key_len = read_varint(record, &mut at).ok_or(BatchError::MalformedRecord)?;
+        if key_len < 0 {
+            return Ok(true);
+        }
+        pos = end;
+    }
+    Ok(false)
+}
+
+/// The same batch with its records compressed by `target` instead (Kafka's broker-side
+/// recompression when a topic's `compression.type` differs from the producer's). Header
+/// fields are kept; the codec bits, the length and the CRC are new.
+pub fn recompress(batch: &[u8], target: Compression, limit: usize) -> Result<Vec<u8>, BatchError> {
+    let records = records_section(batch, limit)?;
+    let body = crate::compression::compress(target, &records)
+        .map_err(|_| BatchError::CorruptCompressed)?;
+    let mut out = Vec::with_capacity(HEADER_LEN + body.len());
+    out.extend_from_slice(&batch[..HEADER_LEN]);
+    out.extend_from_slice(&body);
+    let batch_length = i32::try_from(out.len() - LOG_OVERHEAD)
+        .map_err(|_| BatchError::DecompressedTooLarge { limit })?;
+    out[8..12].copy_from_slice(&batch_length.to_be_bytes());
+    let codec_bits: i16 = match target {
+        Compression::None => 0,
+        Compression::Gzip => 1,
+        Compression::Snappy => 2,
+        Compression::Lz4 => 3,
+        Compression::Zstd => 4,
+    };
+    let attributes = (i16_at(&out, ATTRIBUTES_OFFSET) & !COMPRESSION_MASK) | codec_bits;
+    out[ATTRIBUTES_OFFSET..ATTRIBUTES_OFFSET + 2].copy_from_slice(&attributes.to_be_bytes());
+    let crc = compute_crc(&out);
+    out[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+    Ok(out)
 }
 
 /// Limits a produced batch is checked against; they come from the topic's configuration.
@@ -693,6 +774,64 @@ pub(crate) mod tests {
             assert_eq!(patched, in_place);
             let h = BatchHeader::parse(&patched).unwrap();
             verify_crc(&h, &patched).unwrap();
+        }
+    }
+
+    #[test]
+    fn recompression_keeps_records_and_header_fields() {
+        use kafka_protocol::records::RecordBatchDecoder;
+        let recs: Vec<_> = (0..20)
+            .map(|i| record(i, NOW + i, b"some value some value"))
+            .collect();
+        for from in [
+            KpCompression::None,
+            KpCompression::Gzip,
+            KpCompression::Snappy,
+        ] {
+            let original = encode(&recs, from);
+            for to in [
+                Compression::None,
+                Compression::Lz4,
+                Compression::Zstd,
+                Compression::Gzip,
+            ] {
+                let rewritten = recompress(&original, to, 1 << 20).unwrap();
+                let h = BatchHeader::parse(&rewritten).unwrap();
+                verify_crc(&h, &rewritten).unwrap();
+                assert_eq!(h.compression(), Some(to));
+                assert_eq!(h.size(), rewritten.len());
+                let before = BatchHeader::parse(&original).unwrap();
+                assert_eq!(
+                    (h.records_count, h.max_timestamp, h.base_sequence),
+                    (
+                        before.records_count,
+                        before.max_timestamp,
+                        before.base_sequence
+                    )
+                );
+                let mut a = bytes::Bytes::from(original.clone());
+                let mut b = bytes::Bytes::from(rewritten);
+                let a = RecordBatchDecoder::decode(&mut a).unwrap().records;
+                let b = RecordBatchDecoder::decode(&mut b).unwrap().records;
+                let values = |r: &Vec<kafka_protocol::records::Record>| {
+                    r.iter()
+                        .map(|r| (r.offset, r.timestamp, r.key.clone(), r.value.clone()))
+                        .collect::<Vec<_>>()
+                };
+                assert_eq!(values(&a), values(&b));
+            }
+        }
+    }
+
+    #[test]
+    fn null_keys_are_found_in_any_codec() {
+        let mut keyless = record(1, NOW, b"v");
+        keyless.key = None;
+        for c in [KpCompression::None, KpCompression::Zstd] {
+            let with = encode(&[record(0, NOW, b"v"), keyless.clone()], c);
+            let without = encode(&[record(0, NOW, b"v"), record(1, NOW, b"w")], c);
+            assert!(any_null_key(&records_section(&with, 1 << 20).unwrap()).unwrap());
+            assert!(!any_null_key(&records_section(&without, 1 << 20).unwrap()).unwrap());
         }
     }
 

@@ -12,6 +12,7 @@
 //! - [`ErrorCode`]: Kafka's error codes, one enum for the whole project.
 
 pub mod batch;
+pub mod compression;
 pub mod envelope;
 pub mod error;
 pub mod frame;

@@ -17,6 +17,11 @@ const STROM_DEFAULTS: &[(&str, &str)] = &[
     ("process.roles", "broker,controller"),
     ("listeners", "PLAINTEXT://127.0.0.1:9092"),
     ("log.dirs", "./strom-data"),
+    // Kafka's defaults (3, 3, 2) make internal topics impossible on one node; its single-node
+    // example configuration sets these to 1, as strom does.
+    ("offsets.topic.replication.factor", "1"),
+    ("transaction.state.log.replication.factor", "1"),
+    ("transaction.state.log.min.isr", "1"),
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -219,6 +224,32 @@ impl ServerConfig {
         })
     }
 
+    /// A property's value: as configured, else strom's default, else Kafka's.
+    pub fn value(&self, key: &str) -> Option<String> {
+        self.props
+            .get(key)
+            .cloned()
+            .or_else(|| {
+                STROM_DEFAULTS
+                    .iter()
+                    .find(|(k, _)| *k == key)
+                    .map(|(_, v)| v.to_string())
+            })
+            .or_else(|| {
+                defs::broker_config(key)
+                    .and_then(|d| d.default)
+                    .map(str::to_string)
+            })
+    }
+
+    /// A numeric property (validated at start-up, so a parse failure means the key is not
+    /// numeric: a programming error reported as `default`).
+    pub fn number(&self, key: &str, default: i64) -> i64 {
+        self.value(key)
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(default)
+    }
+
     /// The broker-level values topic configs fall back to, for config resolution.
     pub fn broker_view(&self) -> BrokerConfigView {
         let mut static_props = self.props.clone();
@@ -343,6 +374,9 @@ mod tests {
         assert_eq!(c.message_max_bytes, 1048588);
         assert_eq!(c.socket_request_max_bytes, 104857600);
         assert!(c.auto_create_topics_enable);
+        assert_eq!(c.number("offsets.topic.replication.factor", 3), 1);
+        assert_eq!(c.number("offsets.topic.num.partitions", 0), 50);
+        assert_eq!(c.number("group.initial.rebalance.delay.ms", 0), 3000);
     }
 
     #[test]

@@ -18,6 +18,10 @@
 //! -> the topic config's own default (DEFAULT_CONFIG)
 //! ```
 //!
+//! The dynamic levels come from the metadata image ([`broker_config_view`]); which broker configs
+//! may be set dynamically, and at which level, follows Kafka's `DynamicBrokerConfig`
+//! ([`validate_dynamic_broker_configs`]).
+//!
 //! Within a level, synonyms count in their listed order (`log.retention.ms` before
 //! `log.retention.minutes` before `log.retention.hours`); broker values are converted to the
 //! topic config's unit (`log.retention.hours=1` gives `retention.ms=3600000`).
@@ -25,6 +29,9 @@
 use std::collections::BTreeMap;
 
 use strom_protocol::{ApiError, ErrorCode};
+
+use crate::image::MetadataImage;
+use crate::records::ConfigResourceType;
 
 /// A config's type, with the wire value DescribeConfigs v3+ reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1015,6 +1022,222 @@ pub fn validate_broker_props(props: &BTreeMap<String, String>) -> Result<(), Vec
 }
 
 // ---------------------------------------------------------------------------------------------
+// Dynamic broker configs
+// ---------------------------------------------------------------------------------------------
+
+/// Security configs Kafka reconfigures only per listener (`SslConfigs.RECONFIGURABLE_CONFIGS`):
+/// the bare name is refused, `listener.name.<listener>.<config>` is the dynamic form.
+const LISTENER_ONLY_SECURITY_CONFIGS: &[&str] = &[
+    "ssl.keystore.type",
+    "ssl.keystore.location",
+    "ssl.keystore.password",
+    "ssl.key.password",
+    "ssl.truststore.type",
+    "ssl.truststore.location",
+    "ssl.truststore.password",
+    "ssl.keystore.certificate.chain",
+    "ssl.keystore.key",
+    "ssl.truststore.certificates",
+];
+
+/// Dynamic configs that describe one broker and so cannot be cluster-wide defaults: Kafka's
+/// `DynamicListenerConfig.ReconfigurableConfigs` and the security configs, minus
+/// [`CLUSTER_LEVEL_LISTENER_CONFIGS`]. Kept whole (strom does not define all of them) because
+/// names strom does not know are still accepted as custom configs, as Kafka accepts them.
+const PER_BROKER_CONFIGS: &[&str] = &[
+    "advertised.listeners",
+    "listeners",
+    "listener.security.protocol.map",
+    "principal.builder.class",
+    "ssl.protocol",
+    "ssl.provider",
+    "ssl.cipher.suites",
+    "ssl.enabled.protocols",
+    "ssl.keystore.type",
+    "ssl.keystore.location",
+    "ssl.keystore.password",
+    "ssl.key.password",
+    "ssl.truststore.type",
+    "ssl.truststore.location",
+    "ssl.truststore.password",
+    "ssl.keymanager.algorithm",
+    "ssl.trustmanager.algorithm",
+    "ssl.endpoint.identification.algorithm",
+    "ssl.secure.random.implementation",
+    "ssl.client.auth",
+    "ssl.engine.factory.class",
+    "ssl.keystore.certificate.chain",
+    "ssl.keystore.key",
+    "ssl.truststore.certificates",
+    "sasl.mechanism.inter.broker.protocol",
+    "sasl.jaas.config",
+    "sasl.enabled.mechanisms",
+    "sasl.kerberos.service.name",
+    "sasl.kerberos.kinit.cmd",
+    "sasl.kerberos.ticket.renew.window.factor",
+    "sasl.kerberos.ticket.renew.jitter",
+    "sasl.kerberos.min.time.before.relogin",
+    "sasl.kerberos.principal.to.local.rules",
+    "sasl.login.refresh.window.factor",
+    "sasl.login.refresh.window.jitter",
+    "sasl.login.refresh.min.period.seconds",
+    "sasl.login.refresh.buffer.seconds",
+];
+
+/// Listener configs that may be set for the whole cluster, with or without a listener prefix.
+const CLUSTER_LEVEL_LISTENER_CONFIGS: &[&str] = &[
+    "max.connections",
+    "max.connection.creation.rate",
+    "num.network.threads",
+];
+
+/// How a broker config can be changed at runtime (Kafka's "Update Mode").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpdateMode {
+    /// Only in `server.properties`.
+    ReadOnly,
+    /// Dynamically, for one broker only.
+    PerBroker,
+    /// Dynamically, for one broker or as a cluster-wide default.
+    ClusterWide,
+}
+
+/// The update mode of a broker config strom defines; `None` for other names (which Kafka treats
+/// as custom configs).
+pub fn broker_update_mode(name: &str) -> Option<UpdateMode> {
+    let def = broker_config(name)?;
+    Some(if def.read_only {
+        UpdateMode::ReadOnly
+    } else if is_per_broker(name) {
+        UpdateMode::PerBroker
+    } else {
+        UpdateMode::ClusterWide
+    })
+}
+
+/// The config name inside a `listener.name.<listener>.<config>` override.
+fn listener_base(name: &str) -> Option<&str> {
+    name.strip_prefix("listener.name.")?
+        .split_once('.')
+        .map(|(_, base)| base)
+}
+
+fn is_per_broker(name: &str) -> bool {
+    match listener_base(name) {
+        Some(base) => !CLUSTER_LEVEL_LISTENER_CONFIGS.contains(&base),
+        None => PER_BROKER_CONFIGS.contains(&name),
+    }
+}
+
+/// A config Kafka knows but never changes at runtime. Names strom does not define count as
+/// custom configs, which Kafka lets through.
+fn is_non_dynamic(name: &str) -> bool {
+    broker_config(name).is_some_and(|def| def.read_only)
+}
+
+/// Checks one dynamic value against the definition of its (base) name.
+fn validate_dynamic_value(name: &str, value: &str) -> Result<(), String> {
+    let base = listener_base(name).unwrap_or(name);
+    broker_config(base).map_or(Ok(()), |def| validate(def, value))
+}
+
+/// Kafka prints these name sets with Scala's `Set.toString`; sorted here so the text is stable.
+fn scala_set<'a>(names: impl Iterator<Item = &'a String>) -> String {
+    let mut names: Vec<&str> = names.map(String::as_str).collect();
+    names.sort_unstable();
+    format!("Set({})", names.join(", "))
+}
+
+/// Kafka's `DynamicBrokerConfig.validateConfigs` over the dynamic configs a broker resource would
+/// hold after a change: a broker's own (`per_broker`) or the cluster-wide default.
+///
+/// Errors are INVALID_REQUEST, as Kafka reports every failed dynamic broker validation
+/// (KAFKA-13609), with Kafka's messages: "Cannot update these configs dynamically: Set(...)",
+/// the per-listener security rule, the value's `ConfigException` text, and "Cannot update these
+/// configs at default cluster level, broker id must be specified: Set(...)".
+pub fn validate_dynamic_broker_configs(
+    configs: &BTreeMap<String, String>,
+    per_broker: bool,
+) -> Result<(), ApiError> {
+    let invalid = |message: String| Err(ApiError::new(ErrorCode::InvalidRequest, message));
+    let non_dynamic: Vec<&String> = configs.keys().filter(|n| is_non_dynamic(n)).collect();
+    if !non_dynamic.is_empty() {
+        return invalid(format!(
+            "Cannot update these configs dynamically: {}",
+            scala_set(non_dynamic.into_iter())
+        ));
+    }
+    let bare_security: Vec<&String> = configs
+        .keys()
+        .filter(|n| LISTENER_ONLY_SECURITY_CONFIGS.contains(&n.as_str()))
+        .collect();
+    if !bare_security.is_empty() {
+        return invalid(format!(
+            "These security configs can be dynamically updated only per-listener using the listener prefix: {}",
+            scala_set(bare_security.into_iter())
+        ));
+    }
+    for (name, value) in configs {
+        if let Err(message) = validate_dynamic_value(name, value) {
+            return invalid(message);
+        }
+    }
+    if !per_broker {
+        let per_broker_only: Vec<&String> = configs.keys().filter(|n| is_per_broker(n)).collect();
+        if !per_broker_only.is_empty() {
+            return invalid(format!(
+                "Cannot update these configs at default cluster level, broker id must be specified: {}",
+                scala_set(per_broker_only.into_iter())
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The stored dynamic configs of a broker resource that take effect. Like Kafka's
+/// `fromPersistentProps`, entries that could not have been set at that level or whose value no
+/// longer parses are left out rather than failing the broker: the log may hold what an older
+/// version accepted.
+pub fn effective_dynamic_broker_configs(
+    stored: &BTreeMap<String, String>,
+    per_broker: bool,
+) -> BTreeMap<String, String> {
+    stored
+        .iter()
+        .filter(|(name, value)| {
+            !is_non_dynamic(name)
+                && !LISTENER_ONLY_SECURITY_CONFIGS.contains(&name.as_str())
+                && (per_broker || !is_per_broker(name))
+                && validate_dynamic_value(name, value).is_ok()
+        })
+        .map(|(name, value)| (name.clone(), value.clone()))
+        .collect()
+}
+
+/// The broker config levels node `node_id` runs with: `static_props` (server.properties) plus
+/// the dynamic configs the image holds for this broker (resource name = its id) and for the
+/// cluster default (resource name ""). The result feeds [`describe_broker`] (sources
+/// DYNAMIC_BROKER_CONFIG / DYNAMIC_DEFAULT_BROKER_CONFIG) and [`effective_topic_configs`] (dynamic
+/// broker values as topic-config fallbacks).
+pub fn broker_config_view(
+    image: &MetadataImage,
+    node_id: i32,
+    static_props: BTreeMap<String, String>,
+) -> BrokerConfigView {
+    let dynamic = |name: &str, per_broker| {
+        image
+            .configs(ConfigResourceType::Broker, name)
+            .map(|stored| effective_dynamic_broker_configs(stored, per_broker))
+            .unwrap_or_default()
+    };
+    BrokerConfigView {
+        static_props,
+        dynamic: dynamic(&node_id.to_string(), true),
+        dynamic_default: dynamic("", false),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Resolution and DescribeConfigs
 // ---------------------------------------------------------------------------------------------
 
@@ -1970,6 +2193,156 @@ mod tests {
                 ConfigSource::DynamicDefaultBrokerConfig
             )]
         );
+    }
+
+    #[test]
+    fn update_modes_follow_kafka() {
+        use UpdateMode::*;
+        for (name, mode) in [
+            ("num.partitions", ReadOnly),
+            ("log.retention.hours", ReadOnly),
+            ("log.cleaner.enable", ReadOnly),
+            ("node.id", ReadOnly),
+            ("listeners", PerBroker),
+            ("advertised.listeners", PerBroker),
+            ("ssl.keystore.password", PerBroker),
+            ("max.connections", ClusterWide),
+            ("num.network.threads", ClusterWide),
+            ("num.io.threads", ClusterWide),
+            ("log.retention.ms", ClusterWide),
+            ("log.segment.bytes", ClusterWide),
+            ("log.cleaner.threads", ClusterWide),
+            ("message.max.bytes", ClusterWide),
+            ("log.flush.interval.ms", ClusterWide),
+        ] {
+            assert_eq!(broker_update_mode(name), Some(mode), "{name}");
+        }
+        assert_eq!(broker_update_mode("custom.setting"), None);
+        // Every broker synonym a topic config falls back to first can be set dynamically, as
+        // Kafka's DynamicLogConfig allows (the hours and minutes variants cannot).
+        for topic in &TOPIC_CONFIGS {
+            if let Some((primary, _)) = topic.broker_synonyms.first() {
+                assert_eq!(
+                    broker_update_mode(primary),
+                    Some(ClusterWide),
+                    "{primary} (for {})",
+                    topic.def.name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn listener_prefixed_names() {
+        assert_eq!(
+            listener_base("listener.name.external.ssl.keystore.password"),
+            Some("ssl.keystore.password")
+        );
+        assert_eq!(listener_base("listener.name.external"), None);
+        assert_eq!(listener_base("ssl.keystore.password"), None);
+        assert!(is_per_broker("listener.name.x.ssl.key.password"));
+        assert!(!is_per_broker("listener.name.x.max.connections"));
+        // The base name's definition checks the value.
+        let configs = map(&[("listener.name.x.max.connections", "-1")]);
+        assert_eq!(
+            validate_dynamic_broker_configs(&configs, false)
+                .unwrap_err()
+                .message
+                .as_deref(),
+            Some("Invalid value -1 for configuration max.connections: Value must be at least 0")
+        );
+    }
+
+    #[test]
+    fn dynamic_validation_order() {
+        // Read-only names are reported before bad values, and bad values before the level.
+        let err = validate_dynamic_broker_configs(
+            &map(&[
+                ("num.partitions", "3"),
+                ("num.io.threads", "x"),
+                ("listeners", "PLAINTEXT://:1"),
+            ]),
+            false,
+        )
+        .unwrap_err();
+        assert_eq!(err.code, ErrorCode::InvalidRequest);
+        assert_eq!(
+            err.message.as_deref(),
+            Some("Cannot update these configs dynamically: Set(num.partitions)")
+        );
+        let err = validate_dynamic_broker_configs(
+            &map(&[("num.io.threads", "x"), ("listeners", "PLAINTEXT://:1")]),
+            false,
+        )
+        .unwrap_err();
+        assert!(err.message.unwrap().starts_with("Invalid value x"));
+        assert_eq!(
+            validate_dynamic_broker_configs(&map(&[("listeners", "PLAINTEXT://:1")]), true),
+            Ok(())
+        );
+        assert_eq!(
+            validate_dynamic_broker_configs(&BTreeMap::new(), false),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn stored_dynamic_configs_that_cannot_apply_are_left_out() {
+        let stored = map(&[
+            ("num.io.threads", "16"),
+            ("num.partitions", "3"),
+            ("log.segment.bytes", "tiny"),
+            ("listeners", "PLAINTEXT://:9093"),
+            ("ssl.key.password", "x"),
+            ("custom.setting", "kept"),
+        ]);
+        assert_eq!(
+            effective_dynamic_broker_configs(&stored, true),
+            map(&[
+                ("custom.setting", "kept"),
+                ("listeners", "PLAINTEXT://:9093"),
+                ("num.io.threads", "16"),
+            ])
+        );
+        assert_eq!(
+            effective_dynamic_broker_configs(&stored, false),
+            map(&[("custom.setting", "kept"), ("num.io.threads", "16")])
+        );
+    }
+
+    #[test]
+    fn broker_view_from_an_image() {
+        use crate::records::{ConfigRecord, MetadataRecord};
+        let record = |resource: &str, name: &str, value: &str| {
+            MetadataRecord::Config(ConfigRecord {
+                resource_type: ConfigResourceType::Broker,
+                resource_name: resource.to_string(),
+                name: name.to_string(),
+                value: Some(value.to_string()),
+            })
+        };
+        let image = MetadataImage::empty().apply(
+            &[
+                record("", "log.retention.ms", "2"),
+                record("", "listeners", "PLAINTEXT://:1"),
+                record("1", "log.retention.ms", "3"),
+                record("2", "log.retention.ms", "4"),
+            ],
+            3,
+        );
+        let view = broker_config_view(&image, 1, map(&[("log.retention.ms", "1")]));
+        assert_eq!(view.dynamic, map(&[("log.retention.ms", "3")]));
+        // A per-broker config stored as a cluster default does not take effect.
+        assert_eq!(view.dynamic_default, map(&[("log.retention.ms", "2")]));
+        assert_eq!(view.static_props, map(&[("log.retention.ms", "1")]));
+        assert_eq!(view.value("log.retention.ms").as_deref(), Some("3"));
+        assert_eq!(
+            effective_topic_configs(&BTreeMap::new(), &view)["retention.ms"],
+            "3"
+        );
+        let other = broker_config_view(&image, 3, BTreeMap::new());
+        assert!(other.dynamic.is_empty());
+        assert_eq!(other.value("log.retention.ms").as_deref(), Some("2"));
     }
 
     #[test]

@@ -12,8 +12,9 @@
 //! a caller that gives up (a dropped future) can never leave a durable batch unapplied.
 //!
 //! Validation follows Kafka's `ReplicationControlManager` (rules, error codes and messages);
-//! placement follows Kafka's rack-unaware assignment. All records of one request form one batch,
-//! committed atomically.
+//! placement follows Kafka's rack-unaware assignment. Config changes follow
+//! `ConfigurationControlManager` (see [`crate::config_control`]) and producer-id blocks
+//! `ProducerIdControlManager`. All records of one request form one batch, committed atomically.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -27,10 +28,11 @@ use tracing::{error, info};
 use uuid::Uuid;
 
 use crate::config;
+use crate::config_control::{self, ConfigChange};
 use crate::log::MetadataLog;
 use crate::records::{
-    ConfigRecord, ConfigResourceType, MetadataRecord, PartitionRecord, RegisterBrokerRecord,
-    RemoveTopicRecord, TopicRecord,
+    ConfigRecord, ConfigResourceType, MetadataRecord, PartitionRecord, ProducerIdsRecord,
+    RegisterBrokerRecord, RemoveTopicRecord, TopicRecord,
 };
 use crate::topic_name;
 use crate::{MetadataError, MetadataImage};
@@ -43,6 +45,22 @@ pub const METADATA_TOPIC_ID: Uuid = Uuid::from_u64_pair(0, 1);
 pub const MAX_PARTITIONS_PER_REQUEST: i64 = 10_000;
 
 const TOO_MANY_PARTITIONS: &str = "Excessively large number of partitions per request.";
+
+/// Producer ids per block handed to a broker (Kafka's `ProducerIdsBlock.PRODUCER_ID_BLOCK_SIZE`).
+pub const PRODUCER_ID_BLOCK_SIZE: i32 = 1000;
+
+/// A block of producer ids for one broker: `first_producer_id ..= last_producer_id()`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProducerIdsBlock {
+    pub first_producer_id: i64,
+    pub size: i32,
+}
+
+impl ProducerIdsBlock {
+    pub fn last_producer_id(&self) -> i64 {
+        self.first_producer_id + i64::from(self.size) - 1
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct ControllerConfig {
@@ -324,6 +342,163 @@ impl Controller {
         }
     }
 
+    /// IncrementalAlterConfigs: one result per resource, each independent of the others. A
+    /// resource's ops are all applied or none; the records of every successful resource are
+    /// committed as one batch. Errors are Kafka's (codes and messages, see
+    /// [`crate::config_control`]): INVALID_REQUEST for a resource named twice, duplicate keys,
+    /// null values, another broker's id or a config that cannot be changed dynamically;
+    /// INVALID_CONFIG for bad topic configs and APPEND/SUBTRACT on a non-LIST config;
+    /// UNKNOWN_TOPIC_OR_PARTITION for a missing topic. With `validate_only` nothing is written.
+    pub async fn incremental_alter_configs(
+        &self,
+        changes: Vec<ConfigChange>,
+        validate_only: bool,
+    ) -> Vec<Result<(), ApiError>> {
+        let writer = Arc::clone(&self.writer).lock_owned().await;
+        let image = self.image();
+        let duplicated = config_control::duplicated(
+            changes
+                .iter()
+                .map(|c| (c.resource_type, c.resource_name.as_str())),
+        );
+        let mut records = Vec::new();
+        let mut results = Vec::with_capacity(changes.len());
+        for (change, duplicated) in changes.iter().zip(duplicated) {
+            let result = if duplicated {
+                Err(config_control::duplicate_resource_error())
+            } else {
+                config_control::plan_incremental(&image, self.config.node_id, change)
+            };
+            log_config_result(
+                "IncrementalAlterConfigs",
+                change.resource_type,
+                &change.resource_name,
+                &result,
+                validate_only,
+            );
+            results.push(result.map(|planned| {
+                records.extend(planned.into_iter().map(MetadataRecord::Config));
+            }));
+        }
+        self.commit_results(writer, records, results, validate_only)
+            .await
+    }
+
+    /// AlterConfigs (the legacy API): each resource's dynamic configs become exactly the given
+    /// ones, so stored keys not given are deleted, as in Kafka. A `None` value is refused
+    /// (INVALID_REQUEST "Null value not supported for : ..."); other errors as in
+    /// [`incremental_alter_configs`](Self::incremental_alter_configs).
+    pub async fn alter_configs(
+        &self,
+        changes: Vec<(ConfigResourceType, String, BTreeMap<String, Option<String>>)>,
+        validate_only: bool,
+    ) -> Vec<Result<(), ApiError>> {
+        let writer = Arc::clone(&self.writer).lock_owned().await;
+        let image = self.image();
+        let duplicated = config_control::duplicated(
+            changes
+                .iter()
+                .map(|(resource_type, name, _)| (*resource_type, name.as_str())),
+        );
+        let mut records = Vec::new();
+        let mut results = Vec::with_capacity(changes.len());
+        for ((resource_type, name, configs), duplicated) in changes.iter().zip(duplicated) {
+            let result = if duplicated {
+                Err(config_control::duplicate_resource_error())
+            } else {
+                config_control::plan_legacy(
+                    &image,
+                    self.config.node_id,
+                    *resource_type,
+                    name,
+                    configs,
+                )
+            };
+            log_config_result("AlterConfigs", *resource_type, name, &result, validate_only);
+            results.push(result.map(|planned| {
+                records.extend(planned.into_iter().map(MetadataRecord::Config));
+            }));
+        }
+        self.commit_results(writer, records, results, validate_only)
+            .await
+    }
+
+    /// Hands broker `broker_id` the next block of [`PRODUCER_ID_BLOCK_SIZE`] producer ids
+    /// (Kafka's AllocateProducerIds). The block is durable before it is returned, so no id is
+    /// handed out twice, across restarts included.
+    ///
+    /// `broker_epoch` is Kafka's: the epoch of the broker's registration
+    /// ([`crate::BrokerImage::epoch`]), checked as Kafka does (STALE_BROKER_EPOCH for an
+    /// unregistered broker or another epoch). A single node that has no epoch at hand passes -1,
+    /// which skips the check. Ids running out near `i64::MAX` is UNKNOWN_SERVER_ERROR, as in Kafka.
+    pub async fn allocate_producer_ids(
+        &self,
+        broker_id: i32,
+        broker_epoch: i64,
+    ) -> Result<ProducerIdsBlock, ApiError> {
+        let writer = Arc::clone(&self.writer).lock_owned().await;
+        let image = self.image();
+        if broker_epoch != -1 {
+            let Some(broker) = image.brokers.get(&broker_id) else {
+                return Err(ApiError::new(
+                    ErrorCode::StaleBrokerEpoch,
+                    format!("No broker registration found for broker id {broker_id}"),
+                ));
+            };
+            if broker.epoch != broker_epoch {
+                return Err(ApiError::new(
+                    ErrorCode::StaleBrokerEpoch,
+                    format!(
+                        "Expected broker epoch {}, but got broker epoch {broker_epoch}",
+                        broker.epoch
+                    ),
+                ));
+            }
+        }
+        let first = image.next_producer_id();
+        let size = i64::from(PRODUCER_ID_BLOCK_SIZE);
+        if first > i64::MAX - size {
+            error!(next = first, "producer ids exhausted");
+            // Kafka's message, word for word.
+            return Err(ApiError::new(
+                ErrorCode::UnknownServerError,
+                "Exhausted all producerIds as the next block's end producerId is will has exceeded long type limit",
+            ));
+        }
+        let record = MetadataRecord::ProducerIds(ProducerIdsRecord {
+            broker_id,
+            broker_epoch,
+            next_producer_id: first + size,
+        });
+        self.commit(writer, vec![record]).await?;
+        info!(
+            broker = broker_id,
+            first, size, "AllocateProducerIds: block handed out"
+        );
+        Ok(ProducerIdsBlock {
+            first_producer_id: first,
+            size: PRODUCER_ID_BLOCK_SIZE,
+        })
+    }
+
+    /// Commits the records of a request's successful parts (unless `validate_only` or there are
+    /// none); when the commit fails, every success becomes its error.
+    async fn commit_results(
+        &self,
+        writer: OwnedMutexGuard<MetadataLog>,
+        records: Vec<MetadataRecord>,
+        results: Vec<Result<(), ApiError>>,
+        validate_only: bool,
+    ) -> Vec<Result<(), ApiError>> {
+        if validate_only || records.is_empty() {
+            return results;
+        }
+        match self.commit(writer, records).await {
+            Ok(_) => results,
+            Err(e) => fail_successes(results, &e),
+        }
+    }
+
     /// Partitions a CreateTopics request would create, counted before anything else as Kafka's
     /// `validateTotalNumberOfPartitions` does.
     fn requested_partitions(&self, topics: &[CreateTopicSpec]) -> i64 {
@@ -512,6 +687,23 @@ fn invalid_partition_count() -> ApiError {
         ErrorCode::InvalidPartitions,
         "Number of partitions was set to an invalid non-positive value.",
     )
+}
+
+/// One log line per resource of a config change; values stay out (they may be secrets).
+fn log_config_result<T>(
+    api: &str,
+    resource_type: ConfigResourceType,
+    name: &str,
+    result: &Result<T, ApiError>,
+    validate_only: bool,
+) {
+    match result {
+        Ok(_) => {
+            info!(api, ?resource_type, resource = %name, validate_only, "config change accepted")
+        }
+        Err(e) => info!(api, ?resource_type, resource = %name, error = %e, validate_only,
+            "config change refused"),
+    }
 }
 
 /// Turns every success of a request into the commit's error: nothing of it was applied.
@@ -828,6 +1020,7 @@ mod tests {
                     }],
                     rack: None,
                     fenced: is_fenced,
+                    epoch: 0,
                 },
             );
         }

@@ -14,7 +14,7 @@ use tracing::warn;
 use uuid::Uuid;
 
 use crate::records::{
-    ConfigRecord, ConfigResourceType, Endpoint, MetadataRecord, PartitionRecord,
+    ConfigRecord, ConfigResourceType, Endpoint, MetadataRecord, PartitionRecord, ProducerIdsRecord,
     RegisterBrokerRecord, RemoveTopicRecord, TopicRecord,
 };
 
@@ -25,6 +25,9 @@ pub struct BrokerImage {
     pub listeners: Vec<Endpoint>,
     pub rack: Option<String>,
     pub fenced: bool,
+    /// Offset of the broker's latest registration record: Kafka's broker epoch, which grows with
+    /// every registration so that requests of an earlier incarnation can be told apart.
+    pub epoch: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,6 +69,9 @@ pub struct MetadataImage {
     /// Explicit config overrides per resource (defaults are not stored). Behind `Arc` so that a
     /// new image shares the maps it does not change.
     configs: HashMap<(ConfigResourceType, String), Arc<BTreeMap<String, String>>>,
+    /// First producer id of the next block the controller hands out; every id below it has been
+    /// given to a broker already.
+    next_producer_id: i64,
 }
 
 impl MetadataImage {
@@ -87,8 +93,9 @@ impl MetadataImage {
     /// controller's scratch copy while validating a request): no clone per batch. Topics still
     /// shared with other images are copied before they change.
     pub fn apply_in_place(&mut self, records: &[MetadataRecord], last_offset: i64) {
-        for record in records {
-            self.apply_one(record);
+        let first_offset = last_offset - records.len() as i64 + 1;
+        for (index, record) in records.iter().enumerate() {
+            self.apply_one(record, first_offset + index as i64);
         }
         self.offset = last_offset;
     }
@@ -127,22 +134,29 @@ impl MetadataImage {
             .map(|configs| &**configs)
     }
 
+    /// The first id of the next producer-id block (0 before any block was handed out).
+    pub fn next_producer_id(&self) -> i64 {
+        self.next_producer_id
+    }
+
     /// Registered brokers that may lead and host replicas.
     pub fn unfenced_brokers(&self) -> impl Iterator<Item = &BrokerImage> {
         self.brokers.values().filter(|broker| !broker.fenced)
     }
 
-    fn apply_one(&mut self, record: &MetadataRecord) {
+    /// Applies one record found at `offset` of the log.
+    fn apply_one(&mut self, record: &MetadataRecord, offset: i64) {
         match record {
-            MetadataRecord::RegisterBroker(r) => self.apply_register_broker(r),
+            MetadataRecord::RegisterBroker(r) => self.apply_register_broker(r, offset),
             MetadataRecord::Topic(r) => self.apply_topic(r),
             MetadataRecord::Partition(r) => self.apply_partition(r),
             MetadataRecord::RemoveTopic(r) => self.apply_remove_topic(r),
             MetadataRecord::Config(r) => self.apply_config(r),
+            MetadataRecord::ProducerIds(r) => self.apply_producer_ids(r),
         }
     }
 
-    fn apply_register_broker(&mut self, r: &RegisterBrokerRecord) {
+    fn apply_register_broker(&mut self, r: &RegisterBrokerRecord, offset: i64) {
         self.brokers.insert(
             r.broker_id,
             BrokerImage {
@@ -151,8 +165,25 @@ impl MetadataImage {
                 listeners: r.listeners.clone(),
                 rack: r.rack.clone(),
                 fenced: r.fenced,
+                epoch: offset,
             },
         );
+    }
+
+    fn apply_producer_ids(&mut self, r: &ProducerIdsRecord) {
+        if r.next_producer_id <= self.next_producer_id {
+            // Ids only ever grow: going back would hand out ids that are in use. Kafka treats
+            // this as a fatal replay error; the log stays the source of truth here, so the
+            // record is skipped and the higher mark kept.
+            warn!(
+                broker = r.broker_id,
+                next = r.next_producer_id,
+                current = self.next_producer_id,
+                "ignoring ProducerIdsRecord that does not advance the next producer id"
+            );
+            return;
+        }
+        self.next_producer_id = r.next_producer_id;
     }
 
     fn apply_topic(&mut self, r: &TopicRecord) {
@@ -481,6 +512,34 @@ mod tests {
         );
         let image = image.apply(&[broker(1, false)], 2);
         assert_eq!(image.unfenced_brokers().count(), 2);
+    }
+
+    #[test]
+    fn broker_epoch_is_the_offset_of_its_registration() {
+        // Records 5, 6 and 7: broker 1 registers at 5, broker 2 at 6, broker 1 again at 7.
+        let image = MetadataImage::empty().apply(&[broker(1, false), broker(2, false)], 6);
+        assert_eq!((image.brokers[&1].epoch, image.brokers[&2].epoch), (5, 6));
+        let image = image.apply(&[broker(1, false)], 7);
+        assert_eq!((image.brokers[&1].epoch, image.brokers[&2].epoch), (7, 6));
+    }
+
+    #[test]
+    fn producer_ids_only_advance() {
+        let ids = |next: i64| {
+            MetadataRecord::ProducerIds(ProducerIdsRecord {
+                broker_id: 1,
+                broker_epoch: -1,
+                next_producer_id: next,
+            })
+        };
+        let image = MetadataImage::empty();
+        assert_eq!(image.next_producer_id(), 0);
+        let image = image.apply(&[ids(1000), ids(2000)], 1);
+        assert_eq!(image.next_producer_id(), 2000);
+        // A record that would go back is skipped.
+        let image = image.apply(&[ids(1000), ids(2000)], 3);
+        assert_eq!(image.next_producer_id(), 2000);
+        assert_eq!(image.offset, 3);
     }
 
     #[test]

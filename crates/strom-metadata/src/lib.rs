@@ -11,18 +11,21 @@
 //! openraft quorum, which is why records carry everything needed to rebuild the image by replay.
 //!
 //! [`config`] is the table of Kafka config definitions (names, types, defaults, validators,
-//! broker synonyms of topic configs) used to validate and describe broker and topic configs.
+//! broker synonyms of topic configs) used to validate and describe broker and topic configs;
+//! [`config_control`] turns IncrementalAlterConfigs / AlterConfigs requests into records.
 
 pub mod config;
+pub mod config_control;
 pub mod controller;
 pub mod image;
 pub mod log;
 pub mod records;
 pub mod topic_name;
 
+pub use config_control::{AlterConfigOp, ConfigChange, OpType};
 pub use controller::{
     Controller, ControllerConfig, CreateTopicSpec, CreatedTopic, DeletedTopic, NewPartitionsSpec,
-    TopicRef,
+    PRODUCER_ID_BLOCK_SIZE, ProducerIdsBlock, TopicRef,
 };
 pub use image::{BrokerImage, MetadataImage, PartitionImage, TopicImage};
 pub use records::MetadataRecord;

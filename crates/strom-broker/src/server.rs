@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use strom_metadata::config::BrokerConfigView;
 use strom_metadata::records::{Endpoint, RegisterBrokerRecord};
-use strom_metadata::{Controller, ControllerConfig};
+use strom_metadata::{Controller, ControllerConfig, MetadataImage};
 use strom_storage::meta_properties::{self, MetaProperties};
 use strom_storage::{LogManager, LogManagerConfig};
 use tokio::net::TcpListener;
@@ -61,7 +61,9 @@ pub(crate) struct Shared {
     pub(crate) node_id: i32,
     pub(crate) controller: Controller,
     pub(crate) replicas: ReplicaManager,
-    pub(crate) broker_view: BrokerConfigView,
+    /// Broker-level config values from `server.properties` (and strom's defaults); the dynamic
+    /// ones live in the metadata image, see [`Shared::broker_view`].
+    pub(crate) static_view: BrokerConfigView,
     /// Advertised listeners with the ports actually bound (port 0 resolved).
     pub(crate) advertised: Vec<Listener>,
 }
@@ -70,8 +72,22 @@ impl Shared {
     /// Applies the controller's current image to the hosted partitions. Handlers call this after
     /// a metadata change so that a client sees its own change on its next request.
     pub(crate) fn sync_metadata(&self) {
+        let image = self.controller.image();
         self.replicas
-            .apply_image(&self.controller.image(), &self.broker_view);
+            .apply_image(&image, &self.broker_view_of(&image));
+    }
+
+    /// Static and dynamic broker config values, for config resolution and DescribeConfigs.
+    pub(crate) fn broker_view_of(&self, image: &MetadataImage) -> BrokerConfigView {
+        strom_metadata::config::broker_config_view(
+            image,
+            self.node_id,
+            self.static_view.static_props.clone(),
+        )
+    }
+
+    pub(crate) fn broker_view(&self) -> BrokerConfigView {
+        self.broker_view_of(&self.controller.image())
     }
 }
 
@@ -177,7 +193,7 @@ impl Broker {
             config,
             cluster_id,
             controller,
-            broker_view,
+            static_view: broker_view,
             advertised,
         });
         shared.sync_metadata();
@@ -305,7 +321,9 @@ async fn watch_metadata(shared: Arc<Shared>, token: CancellationToken) {
         let image = images.borrow_and_update().clone();
         let shared = shared.clone();
         let _ = tokio::task::spawn_blocking(move || {
-            shared.replicas.apply_image(&image, &shared.broker_view)
+            shared
+                .replicas
+                .apply_image(&image, &shared.broker_view_of(&image))
         })
         .await;
     }

@@ -325,3 +325,230 @@ async fn topic_compression_type_rewrites_batches_on_the_broker() {
         );
     }
 }
+
+async fn describe_topic_config(
+    conn: &mut RawConnection,
+    topic: &str,
+    key: &str,
+) -> (Option<String>, i8) {
+    let req = DescribeConfigsRequest::default().with_resources(vec![
+        describe_configs_request::DescribeConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(s(topic))
+            .with_configuration_keys(Some(vec![s(key)])),
+    ]);
+    let r: DescribeConfigsResponse = conn.call(ApiKey::DescribeConfigs, 4, &req).await.unwrap();
+    let c = &r.results[0].configs[0];
+    (c.value.as_ref().map(|v| v.to_string()), c.config_source)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incremental_alter_configs_apply_live() {
+    use incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
+    let broker = TestBroker::start().await;
+    let mut conn = RawConnection::connect(broker.bootstrap_servers())
+        .await
+        .unwrap();
+    create(&mut conn, "live", &[]).await;
+    let alter = |ops: Vec<(&str, i8, Option<&str>)>, validate_only: bool| {
+        IncrementalAlterConfigsRequest::default()
+            .with_validate_only(validate_only)
+            .with_resources(vec![
+                AlterConfigsResource::default()
+                    .with_resource_type(2)
+                    .with_resource_name(s("live"))
+                    .with_configs(
+                        ops.into_iter()
+                            .map(|(k, op, v)| {
+                                AlterableConfig::default()
+                                    .with_name(s(k))
+                                    .with_config_operation(op)
+                                    .with_value(v.map(s))
+                            })
+                            .collect(),
+                    ),
+            ])
+    };
+    // validate_only changes nothing.
+    let r: IncrementalAlterConfigsResponse = conn
+        .call(
+            ApiKey::IncrementalAlterConfigs,
+            1,
+            &alter(vec![("max.message.bytes", 0, Some("200"))], true),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.responses[0].error_code, 0);
+    let big = batch(&[&[7u8; 500]], Compression::None);
+    assert_eq!(produce(&mut conn, "live", big.clone()).await.error_code, 0);
+
+    // SET takes effect on the next produce, without a restart.
+    let r: IncrementalAlterConfigsResponse = conn
+        .call(
+            ApiKey::IncrementalAlterConfigs,
+            1,
+            &alter(vec![("max.message.bytes", 0, Some("200"))], false),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.responses[0].error_code, 0);
+    assert_eq!(
+        produce(&mut conn, "live", big.clone()).await.error_code,
+        ErrorCode::MessageTooLarge.code()
+    );
+    assert_eq!(
+        describe_topic_config(&mut conn, "live", "max.message.bytes").await,
+        (Some("200".into()), 1)
+    );
+
+    // APPEND to a list config, then DELETE back to the default.
+    let r: IncrementalAlterConfigsResponse = conn
+        .call(
+            ApiKey::IncrementalAlterConfigs,
+            1,
+            &alter(
+                vec![
+                    ("cleanup.policy", 2, Some("compact")),
+                    ("max.message.bytes", 1, None),
+                ],
+                false,
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        r.responses[0].error_code, 0,
+        "{:?}",
+        r.responses[0].error_message
+    );
+    assert_eq!(
+        describe_topic_config(&mut conn, "live", "cleanup.policy")
+            .await
+            .0
+            .as_deref(),
+        Some("delete,compact")
+    );
+    assert_eq!(
+        describe_topic_config(&mut conn, "live", "max.message.bytes")
+            .await
+            .1,
+        5,
+        "back to DEFAULT_CONFIG"
+    );
+    assert_eq!(produce(&mut conn, "live", big).await.error_code, 0);
+
+    // Errors per resource: bad value, unknown op.
+    let r: IncrementalAlterConfigsResponse = conn
+        .call(
+            ApiKey::IncrementalAlterConfigs,
+            1,
+            &alter(vec![("retention.ms", 0, Some("soon"))], false),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.responses[0].error_code, ErrorCode::InvalidConfig.code());
+    let r: IncrementalAlterConfigsResponse = conn
+        .call(
+            ApiKey::IncrementalAlterConfigs,
+            1,
+            &alter(vec![("retention.ms", 9, Some("1"))], false),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.responses[0].error_code, ErrorCode::InvalidRequest.code());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn legacy_alter_configs_replaces_the_set_and_dynamic_broker_configs_reach_topics() {
+    use alter_configs_request::{AlterConfigsResource, AlterableConfig};
+    let broker = TestBroker::start().await;
+    let mut conn = RawConnection::connect(broker.bootstrap_servers())
+        .await
+        .unwrap();
+    create(
+        &mut conn,
+        "legacy",
+        &[("retention.ms", "1000"), ("segment.ms", "2000")],
+    )
+    .await;
+    let req = AlterConfigsRequest::default().with_resources(vec![
+        AlterConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(s("legacy"))
+            .with_configs(vec![
+                AlterableConfig::default()
+                    .with_name(s("retention.ms"))
+                    .with_value(Some(s("5000"))),
+            ]),
+    ]);
+    let r: AlterConfigsResponse = conn.call(ApiKey::AlterConfigs, 2, &req).await.unwrap();
+    assert_eq!(
+        r.responses[0].error_code, 0,
+        "{:?}",
+        r.responses[0].error_message
+    );
+    assert_eq!(
+        describe_topic_config(&mut conn, "legacy", "retention.ms").await,
+        (Some("5000".into()), 1)
+    );
+    assert_eq!(
+        describe_topic_config(&mut conn, "legacy", "segment.ms")
+            .await
+            .1,
+        5,
+        "keys not given are removed"
+    );
+
+    // A dynamic cluster-wide broker default becomes the topic's fallback.
+    let req = IncrementalAlterConfigsRequest::default().with_resources(vec![
+        incremental_alter_configs_request::AlterConfigsResource::default()
+            .with_resource_type(4)
+            .with_resource_name(s(""))
+            .with_configs(vec![
+                incremental_alter_configs_request::AlterableConfig::default()
+                    .with_name(s("log.segment.bytes"))
+                    .with_config_operation(0)
+                    .with_value(Some(s("3145728"))),
+            ]),
+    ]);
+    let r: IncrementalAlterConfigsResponse = conn
+        .call(ApiKey::IncrementalAlterConfigs, 1, &req)
+        .await
+        .unwrap();
+    assert_eq!(
+        r.responses[0].error_code, 0,
+        "{:?}",
+        r.responses[0].error_message
+    );
+    assert_eq!(
+        describe_topic_config(&mut conn, "legacy", "segment.bytes").await,
+        (Some("3145728".into()), 3),
+        "DYNAMIC_DEFAULT_BROKER_CONFIG"
+    );
+
+    // Duplicate keys in the legacy API, and read-only broker configs, are refused.
+    let dup = AlterConfigsRequest::default().with_resources(vec![
+        AlterConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(s("legacy"))
+            .with_configs(vec![
+                AlterableConfig::default()
+                    .with_name(s("retention.ms"))
+                    .with_value(Some(s("1"))),
+                AlterableConfig::default()
+                    .with_name(s("retention.ms"))
+                    .with_value(Some(s("2"))),
+            ]),
+        AlterConfigsResource::default()
+            .with_resource_type(4)
+            .with_resource_name(s("1"))
+            .with_configs(vec![
+                AlterableConfig::default()
+                    .with_name(s("num.partitions"))
+                    .with_value(Some(s("3"))),
+            ]),
+    ]);
+    let r: AlterConfigsResponse = conn.call(ApiKey::AlterConfigs, 2, &dup).await.unwrap();
+    assert_eq!(r.responses[0].error_code, ErrorCode::InvalidRequest.code());
+    assert_eq!(r.responses[1].error_code, ErrorCode::InvalidRequest.code());
+}

@@ -985,6 +985,45 @@ async fn every_version_of_every_api_is_answered() {
             .unwrap();
         assert_eq!(r.error_code, 0, "DescribeCluster v{v}");
     }
+    for v in 0..=2 {
+        let req = AlterConfigsRequest::default().with_resources(vec![
+            alter_configs_request::AlterConfigsResource::default()
+                .with_resource_type(2)
+                .with_resource_name(s("versions"))
+                .with_configs(vec![
+                    alter_configs_request::AlterableConfig::default()
+                        .with_name(s("retention.ms"))
+                        .with_value(Some(s("100000"))),
+                ]),
+            alter_configs_request::AlterConfigsResource::default()
+                .with_resource_type(2)
+                .with_resource_name(s("nope")),
+        ]);
+        let r: AlterConfigsResponse = conn.call(ApiKey::AlterConfigs, v, &req).await.unwrap();
+        assert_eq!(r.responses[0].error_code, 0, "AlterConfigs v{v}");
+        assert_ne!(r.responses[1].error_code, 0, "AlterConfigs v{v}");
+    }
+    for v in 0..=1 {
+        let req = IncrementalAlterConfigsRequest::default().with_resources(vec![
+            incremental_alter_configs_request::AlterConfigsResource::default()
+                .with_resource_type(2)
+                .with_resource_name(s("versions"))
+                .with_configs(vec![
+                    incremental_alter_configs_request::AlterableConfig::default()
+                        .with_name(s("retention.ms"))
+                        .with_config_operation(1),
+                ]),
+            incremental_alter_configs_request::AlterConfigsResource::default()
+                .with_resource_type(2)
+                .with_resource_name(s("nope")),
+        ]);
+        let r: IncrementalAlterConfigsResponse = conn
+            .call(ApiKey::IncrementalAlterConfigs, v, &req)
+            .await
+            .unwrap();
+        assert_eq!(r.responses[0].error_code, 0, "IncrementalAlterConfigs v{v}");
+        assert_ne!(r.responses[1].error_code, 0, "IncrementalAlterConfigs v{v}");
+    }
     for v in 1..=6 {
         let name = format!("ct-{}", v + 1);
         let req = if v >= 6 {

@@ -89,9 +89,10 @@ pub(crate) async fn handle(ctx: &mut Ctx<'_>, req: CreateTopicsRequest) -> Creat
     if !req.validate_only {
         ctx.shared.sync_metadata();
     }
+    let broker_view = ctx.shared.broker_view();
     for ((position, spec), outcome) in positions.into_iter().zip(&specs).zip(created) {
         results[position] = Some(outcome.map(|c| {
-            let configs = config::describe_topic(&spec.configs, &ctx.shared.broker_view, false)
+            let configs = config::describe_topic(&spec.configs, &broker_view, false)
                 .into_iter()
                 .map(|d| {
                     CreatableTopicConfigs::default()

@@ -1,7 +1,7 @@
 //! DescribeConfigs for topics and brokers: every config with its value, source and (on
 //! request) synonyms and documentation, resolved by `strom_metadata::config`.
 
-use strom_metadata::config::{self, BrokerConfigView, DescribedConfig};
+use strom_metadata::config::{self, DescribedConfig};
 use strom_metadata::records::ConfigResourceType;
 use strom_metadata::topic_name;
 use strom_protocol::messages::describe_configs_response::{
@@ -21,17 +21,7 @@ pub(crate) fn handle(ctx: &mut Ctx<'_>, req: DescribeConfigsRequest) -> Describe
     let shared = ctx.shared;
     let image = shared.controller.image();
     let node = shared.node_id.to_string();
-    let broker_view = BrokerConfigView {
-        dynamic: image
-            .configs(ConfigResourceType::Broker, &node)
-            .cloned()
-            .unwrap_or_default(),
-        dynamic_default: image
-            .configs(ConfigResourceType::Broker, "")
-            .cloned()
-            .unwrap_or_default(),
-        ..shared.broker_view.clone()
-    };
+    let broker_view = shared.broker_view_of(&image);
     let results = req
         .resources
         .into_iter()
@@ -58,7 +48,12 @@ pub(crate) fn handle(ctx: &mut Ctx<'_>, req: DescribeConfigsRequest) -> Describe
                         ))
                     }
                 }
-                BROKER if name.is_empty() || name == node => {
+                // The cluster-wide default resource lists only what is set at that level.
+                BROKER if name.is_empty() => Ok(config::describe_broker_defaults(
+                    &broker_view,
+                    req.include_synonyms,
+                )),
+                BROKER if name == node => {
                     Ok(config::describe_broker(&broker_view, req.include_synonyms))
                 }
                 BROKER => Err(ApiError::new(

@@ -3,6 +3,7 @@
 //! accepted) and ApiVersions (what is advertised) are derived from. An API with no module here
 //! is neither accepted nor advertised.
 
+pub(crate) mod alter_configs;
 pub(crate) mod api_versions;
 pub(crate) mod create_partitions;
 pub(crate) mod create_topics;
@@ -50,6 +51,8 @@ pub(crate) const APIS: &[ApiSpec] = &[
     create_partitions::API,
     describe_configs::API,
     describe_cluster::API,
+    alter_configs::API,
+    alter_configs::INCREMENTAL_API,
 ];
 
 /// The versions served for `key`, `None` if the API is not served.
@@ -110,6 +113,12 @@ pub(crate) async fn dispatch(
         RequestKind::DescribeConfigs(r) => {
             ResponseKind::DescribeConfigs(describe_configs::handle(&mut ctx, r))
         }
+        RequestKind::AlterConfigs(r) => {
+            ResponseKind::AlterConfigs(alter_configs::handle(&mut ctx, r).await)
+        }
+        RequestKind::IncrementalAlterConfigs(r) => ResponseKind::IncrementalAlterConfigs(
+            alter_configs::handle_incremental(&mut ctx, r).await,
+        ),
         RequestKind::DescribeCluster(r) => {
             ResponseKind::DescribeCluster(describe_cluster::handle(&mut ctx, r))
         }
@@ -220,6 +229,11 @@ mod tests {
             (
                 ApiKey::DescribeCluster,
                 crate_range::<DescribeClusterRequest>(),
+            ),
+            (ApiKey::AlterConfigs, crate_range::<AlterConfigsRequest>()),
+            (
+                ApiKey::IncrementalAlterConfigs,
+                crate_range::<IncrementalAlterConfigsRequest>(),
             ),
         ];
         assert_eq!(APIS.len(), expected.len());

@@ -9,6 +9,7 @@
 mod alloc_guard;
 pub mod config;
 mod connection;
+mod groups;
 mod handlers;
 mod replica_manager;
 mod server;

@@ -180,6 +180,16 @@ impl Partition {
         Ok((info, log_append_time))
     }
 
+    /// Appends a batch the broker built itself (coordinator records): no produce validation.
+    pub(crate) fn append_internal(&self, batch: &[u8]) -> Result<LogAppendInfo, ApiError> {
+        let info = self
+            .log
+            .append(batch, self.leader_epoch, None)
+            .map_err(storage_error)?;
+        self.high_watermark.send_replace(info.last_offset + 1);
+        Ok(info)
+    }
+
     /// Reads for a consumer: never past the high watermark.
     pub(crate) fn read(
         &self,

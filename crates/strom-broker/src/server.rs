@@ -64,6 +64,7 @@ pub(crate) struct Shared {
     /// Broker-level config values from `server.properties` (and strom's defaults); the dynamic
     /// ones live in the metadata image, see [`Shared::broker_view`].
     pub(crate) static_view: BrokerConfigView,
+    pub(crate) groups: crate::groups::GroupCoordinator,
     /// Advertised listeners with the ports actually bound (port 0 resolved).
     pub(crate) advertised: Vec<Listener>,
 }
@@ -72,9 +73,14 @@ impl Shared {
     /// Applies the controller's current image to the hosted partitions. Handlers call this after
     /// a metadata change so that a client sees its own change on its next request.
     pub(crate) fn sync_metadata(&self) {
-        let image = self.controller.image();
+        self.apply(&self.controller.image());
+    }
+
+    /// Brings hosted partitions and coordinator shards in line with `image`.
+    pub(crate) fn apply(&self, image: &MetadataImage) {
         self.replicas
-            .apply_image(&image, &self.broker_view_of(&image));
+            .apply_image(image, &self.broker_view_of(image));
+        self.groups.sync(image, &self.replicas);
     }
 
     /// Static and dynamic broker config values, for config resolution and DescribeConfigs.
@@ -187,7 +193,9 @@ impl Broker {
             .await
             .map_err(|e| BrokerError::Startup(format!("broker registration failed: {e}")))?;
 
+        let groups = crate::groups::GroupCoordinator::new(&config);
         let shared = Arc::new(Shared {
+            groups,
             node_id: config.node_id,
             replicas: ReplicaManager::new(config.node_id, Arc::new(logs)),
             config,
@@ -242,6 +250,7 @@ impl Broker {
         shutdown.await;
         info!("shutting down: no new connections, finishing in-flight requests");
         token.cancel();
+        self.shared.groups.shutdown();
         while background.join_next().await.is_some() {}
         let mut connections = std::mem::take(&mut *connections.lock().await);
         let drained = tokio::time::timeout(SHUTDOWN_PATIENCE, async {
@@ -320,12 +329,7 @@ async fn watch_metadata(shared: Arc<Shared>, token: CancellationToken) {
         }
         let image = images.borrow_and_update().clone();
         let shared = shared.clone();
-        let _ = tokio::task::spawn_blocking(move || {
-            shared
-                .replicas
-                .apply_image(&image, &shared.broker_view_of(&image))
-        })
-        .await;
+        let _ = tokio::task::spawn_blocking(move || shared.apply(&image)).await;
     }
 }
 

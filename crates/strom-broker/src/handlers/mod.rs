@@ -11,6 +11,8 @@ pub(crate) mod delete_topics;
 pub(crate) mod describe_cluster;
 pub(crate) mod describe_configs;
 pub(crate) mod fetch;
+pub(crate) mod find_coordinator;
+pub(crate) mod group;
 pub(crate) mod list_offsets;
 pub(crate) mod metadata;
 pub(crate) mod produce;
@@ -53,6 +55,19 @@ pub(crate) const APIS: &[ApiSpec] = &[
     describe_cluster::API,
     alter_configs::API,
     alter_configs::INCREMENTAL_API,
+    find_coordinator::API,
+    group::join::API,
+    group::sync::API,
+    group::heartbeat::API,
+    group::leave::API,
+    group::offset_commit::API,
+    group::offset_fetch::API,
+    group::offset_delete::API,
+    group::list::API,
+    group::describe::API,
+    group::delete::API,
+    group::consumer_heartbeat::API,
+    group::consumer_describe::API,
 ];
 
 /// The versions served for `key`, `None` if the API is not served.
@@ -119,6 +134,43 @@ pub(crate) async fn dispatch(
         RequestKind::IncrementalAlterConfigs(r) => ResponseKind::IncrementalAlterConfigs(
             alter_configs::handle_incremental(&mut ctx, r).await,
         ),
+        RequestKind::FindCoordinator(r) => {
+            ResponseKind::FindCoordinator(find_coordinator::handle(&mut ctx, r).await)
+        }
+        RequestKind::JoinGroup(r) => {
+            ResponseKind::JoinGroup(group::join::handle(&mut ctx, r).await)
+        }
+        RequestKind::SyncGroup(r) => {
+            ResponseKind::SyncGroup(group::sync::handle(&mut ctx, r).await)
+        }
+        RequestKind::Heartbeat(r) => {
+            ResponseKind::Heartbeat(group::heartbeat::handle(&mut ctx, r).await)
+        }
+        RequestKind::LeaveGroup(r) => {
+            ResponseKind::LeaveGroup(group::leave::handle(&mut ctx, r).await)
+        }
+        RequestKind::OffsetCommit(r) => {
+            ResponseKind::OffsetCommit(group::offset_commit::handle(&mut ctx, r).await)
+        }
+        RequestKind::OffsetFetch(r) => {
+            ResponseKind::OffsetFetch(group::offset_fetch::handle(&mut ctx, r))
+        }
+        RequestKind::OffsetDelete(r) => {
+            ResponseKind::OffsetDelete(group::offset_delete::handle(&mut ctx, r).await)
+        }
+        RequestKind::ListGroups(r) => ResponseKind::ListGroups(group::list::handle(&mut ctx, r)),
+        RequestKind::DescribeGroups(r) => {
+            ResponseKind::DescribeGroups(group::describe::handle(&mut ctx, r))
+        }
+        RequestKind::DeleteGroups(r) => {
+            ResponseKind::DeleteGroups(group::delete::handle(&mut ctx, r).await)
+        }
+        RequestKind::ConsumerGroupHeartbeat(r) => ResponseKind::ConsumerGroupHeartbeat(
+            group::consumer_heartbeat::handle(&mut ctx, r).await,
+        ),
+        RequestKind::ConsumerGroupDescribe(r) => {
+            ResponseKind::ConsumerGroupDescribe(group::consumer_describe::handle(&mut ctx, r))
+        }
         RequestKind::DescribeCluster(r) => {
             ResponseKind::DescribeCluster(describe_cluster::handle(&mut ctx, r))
         }
@@ -235,6 +287,31 @@ mod tests {
                 ApiKey::IncrementalAlterConfigs,
                 crate_range::<IncrementalAlterConfigsRequest>(),
             ),
+            (
+                ApiKey::FindCoordinator,
+                crate_range::<FindCoordinatorRequest>(),
+            ),
+            (ApiKey::JoinGroup, crate_range::<JoinGroupRequest>()),
+            (ApiKey::SyncGroup, crate_range::<SyncGroupRequest>()),
+            (ApiKey::Heartbeat, crate_range::<HeartbeatRequest>()),
+            (ApiKey::LeaveGroup, crate_range::<LeaveGroupRequest>()),
+            (ApiKey::OffsetCommit, crate_range::<OffsetCommitRequest>()),
+            (ApiKey::OffsetFetch, crate_range::<OffsetFetchRequest>()),
+            (ApiKey::OffsetDelete, crate_range::<OffsetDeleteRequest>()),
+            (ApiKey::ListGroups, crate_range::<ListGroupsRequest>()),
+            (
+                ApiKey::DescribeGroups,
+                crate_range::<DescribeGroupsRequest>(),
+            ),
+            (ApiKey::DeleteGroups, crate_range::<DeleteGroupsRequest>()),
+            (
+                ApiKey::ConsumerGroupHeartbeat,
+                crate_range::<ConsumerGroupHeartbeatRequest>(),
+            ),
+            (
+                ApiKey::ConsumerGroupDescribe,
+                crate_range::<ConsumerGroupDescribeRequest>(),
+            ),
         ];
         assert_eq!(APIS.len(), expected.len());
         for (key, range) in expected {
@@ -253,7 +330,6 @@ mod tests {
 
     #[test]
     fn unserved_apis_have_no_range() {
-        assert_eq!(version_range(ApiKey::JoinGroup), None);
         assert_eq!(version_range(ApiKey::InitProducerId), None);
     }
 }

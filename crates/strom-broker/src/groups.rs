@@ -1,0 +1,467 @@
+//! Hosting of the group coordinator: one [`GroupCoordinatorShard`] per local partition of
+//! `__consumer_offsets`.
+//!
+//! ```text
+//! handler ──► Shard::call(token, |shard| shard.join_group(..))
+//!               lock ─► state machine ─► Outcome { records, responses }
+//!                        │ records encoded as one batch, appended to __consumer_offsets[p]
+//!                        │   ok:   responses delivered to their waiting requests (maybe earlier ones)
+//!                        │   fail: waiting requests get COORDINATOR_NOT_AVAILABLE, the shard
+//!                        │         is rebuilt from its log (it may have applied what was not written)
+//!               unlock ─► await own response
+//! timer task per shard: sleep until next_deadline (or a wake-up) ─► on_timer ─► same commit
+//! metadata change: load shards of new local partitions (replay the log), drop gone ones,
+//!                  tell KIP-848 groups the topics changed
+//! ```
+//!
+//! The shard lock is a `std` mutex held only around the state machine and the (page-cache)
+//! append, never across an `.await`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use bytes::{Bytes, BytesMut};
+use strom_coordinator::{
+    CoordinatorRecord, GroupConfig, GroupCoordinatorShard, Outcome, RequestToken, ShardResponse,
+    TopicInfo, TopicsView,
+};
+use strom_metadata::{CreateTopicSpec, MetadataImage, topic_name};
+use strom_protocol::ErrorCode;
+use strom_protocol::kafka_protocol::records::{
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+use tokio::sync::{Notify, oneshot};
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use crate::config::ServerConfig;
+use crate::replica_manager::{Partition, ReplicaManager};
+
+/// Kafka's internal topic of group metadata and committed offsets.
+pub(crate) const GROUP_METADATA_TOPIC: &str = "__consumer_offsets";
+
+/// What a coordinator request may fail with before the state machine answers it.
+pub(crate) type CoordinatorResult<T> = Result<T, ErrorCode>;
+
+#[derive(Debug)]
+pub(crate) struct GroupCoordinator {
+    num_partitions: i32,
+    replication_factor: i16,
+    segment_bytes: i64,
+    config: GroupConfig,
+    shards: RwLock<HashMap<i32, Arc<Shard>>>,
+    /// The topics as KIP-848 groups see them, rebuilt on every metadata change.
+    topics: RwLock<Arc<TopicsView>>,
+    tokens: AtomicU64,
+}
+
+#[derive(Debug)]
+pub(crate) struct Shard {
+    partition: Arc<Partition>,
+    state: Mutex<ShardState>,
+    /// Wakes the timer task: a request may have moved the next deadline.
+    wake: Notify,
+    stopped: CancellationToken,
+}
+
+#[derive(Debug)]
+struct ShardState {
+    shard: GroupCoordinatorShard,
+    /// Requests waiting for their response, which may come from a later request or a timer.
+    waiting: HashMap<RequestToken, oneshot::Sender<ShardResponse>>,
+}
+
+impl GroupCoordinator {
+    pub(crate) fn new(config: &ServerConfig) -> Self {
+        let defaults = GroupConfig::default();
+        let int = |key: &str, default: i32| config.number(key, i64::from(default)) as i32;
+        let group = GroupConfig {
+            min_session_timeout_ms: int(
+                "group.min.session.timeout.ms",
+                defaults.min_session_timeout_ms,
+            ),
+            max_session_timeout_ms: int(
+                "group.max.session.timeout.ms",
+                defaults.max_session_timeout_ms,
+            ),
+            max_size: int("group.max.size", defaults.max_size),
+            initial_rebalance_delay_ms: int(
+                "group.initial.rebalance.delay.ms",
+                defaults.initial_rebalance_delay_ms,
+            ),
+            offset_metadata_max_bytes: config
+                .number(
+                    "offset.metadata.max.bytes",
+                    defaults.offset_metadata_max_bytes as i64,
+                )
+                .max(0) as usize,
+            offsets_retention_ms: config.number("offsets.retention.minutes", 10_080) * 60_000,
+            offsets_retention_check_interval_ms: config.number(
+                "offsets.retention.check.interval.ms",
+                defaults.offsets_retention_check_interval_ms,
+            ),
+            consumer_heartbeat_interval_ms: int(
+                "group.consumer.heartbeat.interval.ms",
+                defaults.consumer_heartbeat_interval_ms,
+            ),
+            consumer_session_timeout_ms: int(
+                "group.consumer.session.timeout.ms",
+                defaults.consumer_session_timeout_ms,
+            ),
+            consumer_min_session_timeout_ms: int(
+                "group.consumer.min.session.timeout.ms",
+                defaults.consumer_min_session_timeout_ms,
+            ),
+            consumer_max_session_timeout_ms: int(
+                "group.consumer.max.session.timeout.ms",
+                defaults.consumer_max_session_timeout_ms,
+            ),
+            consumer_assignors: config
+                .value("group.consumer.assignors")
+                .map(|v| {
+                    v.split(',')
+                        .map(|a| a.trim().to_string())
+                        .filter(|a| !a.is_empty())
+                        .collect()
+                })
+                .unwrap_or(defaults.consumer_assignors),
+            consumer_max_size: int("group.consumer.max.size", defaults.consumer_max_size),
+            ..defaults
+        };
+        Self {
+            num_partitions: config.number("offsets.topic.num.partitions", 50) as i32,
+            replication_factor: config.number("offsets.topic.replication.factor", 1) as i16,
+            segment_bytes: config.number("offsets.topic.segment.bytes", 104_857_600),
+            config: group,
+            shards: RwLock::new(HashMap::new()),
+            topics: RwLock::new(Arc::new(TopicsView::new(-1, []))),
+            tokens: AtomicU64::new(1),
+        }
+    }
+
+    pub(crate) fn partition_for(&self, group_id: &str) -> i32 {
+        strom_coordinator::partition_for(group_id, self.num_partitions)
+    }
+
+    /// The CreateTopics entry for `__consumer_offsets`, as Kafka creates it on first use.
+    pub(crate) fn topic_spec(&self) -> CreateTopicSpec {
+        CreateTopicSpec {
+            name: GROUP_METADATA_TOPIC.to_string(),
+            num_partitions: self.num_partitions,
+            replication_factor: self.replication_factor,
+            assignments: BTreeMap::new(),
+            configs: BTreeMap::from([
+                ("cleanup.policy".to_string(), "compact".to_string()),
+                ("segment.bytes".to_string(), self.segment_bytes.to_string()),
+                ("compression.type".to_string(), "producer".to_string()),
+            ]),
+        }
+    }
+
+    pub(crate) fn next_token(&self) -> RequestToken {
+        RequestToken(self.tokens.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// The shard of `group_id`'s partition, if this node hosts and has loaded it.
+    pub(crate) fn shard_for(&self, group_id: &str) -> CoordinatorResult<Arc<Shard>> {
+        let partition = self.partition_for(group_id);
+        self.shards
+            .read()
+            .expect("shards lock")
+            .get(&partition)
+            .cloned()
+            .ok_or(ErrorCode::NotCoordinator)
+    }
+
+    /// Every loaded shard (ListGroups asks them all).
+    pub(crate) fn shards(&self) -> Vec<Arc<Shard>> {
+        let mut shards: Vec<(i32, Arc<Shard>)> = self
+            .shards
+            .read()
+            .expect("shards lock")
+            .iter()
+            .map(|(p, s)| (*p, s.clone()))
+            .collect();
+        shards.sort_by_key(|(p, _)| *p);
+        shards.into_iter().map(|(_, s)| s).collect()
+    }
+
+    pub(crate) fn topics_view(&self) -> Arc<TopicsView> {
+        self.topics.read().expect("topics lock").clone()
+    }
+
+    /// Follows the metadata: loads the shards of local `__consumer_offsets` partitions (by
+    /// replaying their logs), stops the shards of partitions no longer here, and tells KIP-848
+    /// groups about topic changes.
+    pub(crate) fn sync(&self, image: &MetadataImage, replicas: &ReplicaManager) {
+        let view = Arc::new(topics_view(image));
+        let topics_changed = {
+            let mut current = self.topics.write().expect("topics lock");
+            let changed = current.version != view.version;
+            *current = view.clone();
+            changed
+        };
+        let local = replicas.topics();
+        let hosted: HashMap<i32, Arc<Partition>> = local
+            .by_name(GROUP_METADATA_TOPIC)
+            .map(|t| {
+                t.partitions
+                    .iter()
+                    .map(|(p, part)| (*p, part.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
+
+        let mut shards = self.shards.write().expect("shards lock");
+        shards.retain(|p, shard| {
+            let keep = hosted
+                .get(p)
+                .is_some_and(|part| Arc::ptr_eq(part, &shard.partition));
+            if !keep {
+                shard.stopped.cancel();
+            }
+            keep
+        });
+        for (p, partition) in hosted {
+            if shards.contains_key(&p) {
+                continue;
+            }
+            match Shard::load(partition, self.config.clone(), &view) {
+                Ok(shard) => {
+                    let shard = Arc::new(shard);
+                    match tokio::runtime::Handle::try_current() {
+                        Ok(runtime) => {
+                            runtime.spawn(timer_loop(shard.clone()));
+                        }
+                        Err(_) => error!(partition = p, "no runtime for the coordinator timer"),
+                    }
+                    shards.insert(p, shard);
+                }
+                Err(e) => error!(partition = p, error = %e, "cannot load group coordinator state"),
+            }
+        }
+        drop(shards);
+        if topics_changed {
+            let now = crate::now_ms();
+            for shard in self.shards() {
+                shard.run(|s| s.on_topics_changed(now, &view));
+            }
+        }
+    }
+
+    /// Stops every shard's timer (broker shutdown).
+    pub(crate) fn shutdown(&self) {
+        for shard in self.shards.read().expect("shards lock").values() {
+            shard.stopped.cancel();
+        }
+    }
+}
+
+/// The topics of an image as the coordinator needs them (KIP-848 subscriptions).
+fn topics_view(image: &MetadataImage) -> TopicsView {
+    TopicsView::new(
+        image.offset,
+        image.topics().into_iter().map(|t| TopicInfo {
+            name: t.name.clone(),
+            id: t.id,
+            partitions: t.partitions.len() as i32,
+            internal: topic_name::is_internal(&t.name),
+        }),
+    )
+}
+
+impl Shard {
+    /// Rebuilds a shard from its partition's log.
+    fn load(
+        partition: Arc<Partition>,
+        config: GroupConfig,
+        topics: &TopicsView,
+    ) -> Result<Shard, String> {
+        let started = std::time::Instant::now();
+        let state = replay_log(&partition, config)?;
+        let shard = Shard {
+            partition,
+            state: Mutex::new(ShardState {
+                shard: state,
+                waiting: HashMap::new(),
+            }),
+            wake: Notify::new(),
+            stopped: CancellationToken::new(),
+        };
+        let now = crate::now_ms();
+        shard.run(|s| {
+            let mut out = s.on_loaded(now);
+            out.extend(s.on_topics_changed(now, topics));
+            out
+        });
+        info!(tp = %shard.partition.tp, elapsed = ?started.elapsed(), "group coordinator state loaded");
+        Ok(shard)
+    }
+
+    /// Runs a request through the state machine and waits for its response (which may come
+    /// from a later request or a timer).
+    pub(crate) async fn call(
+        &self,
+        token: RequestToken,
+        f: impl FnOnce(&mut GroupCoordinatorShard) -> Outcome,
+    ) -> CoordinatorResult<ShardResponse> {
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut state = self.lock();
+            state.waiting.insert(token, tx);
+            let outcome = f(&mut state.shard);
+            self.commit(&mut state, outcome);
+        }
+        self.wake.notify_one();
+        // A dropped sender means the write of this request's records failed.
+        rx.await.map_err(|_| ErrorCode::CoordinatorNotAvailable)
+    }
+
+    /// Runs something with no waiting request (timers, metadata changes).
+    fn run(&self, f: impl FnOnce(&mut GroupCoordinatorShard) -> Outcome) {
+        let mut state = self.lock();
+        let outcome = f(&mut state.shard);
+        self.commit(&mut state, outcome);
+        drop(state);
+        self.wake.notify_one();
+    }
+
+    /// Read-only access (OffsetFetch, DescribeGroups, ListGroups).
+    pub(crate) fn read<R>(&self, f: impl FnOnce(&GroupCoordinatorShard) -> R) -> R {
+        f(&self.lock().shard)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ShardState> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Writes an outcome's records, then delivers its responses.
+    fn commit(&self, state: &mut ShardState, outcome: Outcome) {
+        if !outcome.records.is_empty()
+            && let Err(e) = self.append(&outcome.records)
+        {
+            error!(tp = %self.partition.tp, error = %e, "cannot write group coordinator records; reloading");
+            // Everyone waiting is answered with an error (their senders are dropped), and the
+            // state machine, which already applied the records, is rebuilt from the log.
+            state.waiting.clear();
+            match replay_log(&self.partition, state.shard.config().clone()) {
+                Ok(shard) => state.shard = shard,
+                Err(e) => error!(tp = %self.partition.tp, error = %e, "reload failed"),
+            }
+            return;
+        }
+        for (token, response) in outcome.responses {
+            if let Some(waiter) = state.waiting.remove(&token) {
+                // The requester may have gone away (connection closed); nothing to do then.
+                let _ = waiter.send(response);
+            }
+        }
+    }
+
+    fn append(&self, records: &[CoordinatorRecord]) -> Result<(), String> {
+        let now = crate::now_ms();
+        let records: Vec<Record> = records
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let (key, value) = r.encode();
+                Record {
+                    transactional: false,
+                    control: false,
+                    delete_horizon: false,
+                    partition_leader_epoch: -1,
+                    producer_id: -1,
+                    producer_epoch: -1,
+                    timestamp_type: TimestampType::Creation,
+                    offset: i as i64,
+                    // The encoder keeps one batch while offset - sequence is constant; this
+                    // also gives the batch no base sequence.
+                    sequence: i as i32 - 1,
+                    timestamp: now,
+                    key: Some(key),
+                    value,
+                    headers: Default::default(),
+                }
+            })
+            .collect();
+        let mut batch = BytesMut::new();
+        RecordBatchEncoder::encode(
+            &mut batch,
+            &records,
+            &RecordEncodeOptions {
+                version: 2,
+                compression: Compression::None,
+            },
+        )
+        .map_err(|e| e.to_string())?;
+        self.partition
+            .append_internal(&batch)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Reads a whole `__consumer_offsets` partition into a fresh state machine.
+fn replay_log(partition: &Partition, config: GroupConfig) -> Result<GroupCoordinatorShard, String> {
+    let mut shard = GroupCoordinatorShard::new(config);
+    let log = &partition.log;
+    let end = log.log_end_offset();
+    let mut offset = log.log_start_offset();
+    while offset < end {
+        let read = log
+            .read(offset, 1 << 20, end, true)
+            .map_err(|e| e.to_string())?;
+        if read.records.is_empty() {
+            break;
+        }
+        let mut buf: Bytes = read.records;
+        let mut last = offset;
+        for set in RecordBatchDecoder::decode_all(&mut buf).map_err(|e| e.to_string())? {
+            for record in set.records {
+                last = last.max(record.offset);
+                if record.control || record.offset < offset {
+                    continue;
+                }
+                let Some(key) = record.key.as_deref() else {
+                    continue;
+                };
+                match CoordinatorRecord::decode(key, record.value.as_deref()) {
+                    Ok(Some(r)) => shard.replay(&r),
+                    Ok(None) => {}
+                    Err(e) => {
+                        warn!(tp = %partition.tp, offset = record.offset, error = %e, "skipping an unreadable record")
+                    }
+                }
+            }
+        }
+        offset = last + 1;
+    }
+    Ok(shard)
+}
+
+/// Fires the shard's deadlines (session and rebalance timeouts, offset expiry).
+async fn timer_loop(shard: Arc<Shard>) {
+    loop {
+        let deadline = shard.read(|s| s.next_deadline());
+        let sleep = async {
+            match deadline {
+                Some(at) => {
+                    let wait = (at - crate::now_ms()).max(0) as u64;
+                    tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = shard.stopped.cancelled() => return,
+            _ = shard.wake.notified() => continue,
+            _ = sleep => {
+                let now = crate::now_ms();
+                shard.run(|s| s.on_timer(now));
+            }
+        }
+    }
+}

@@ -18,7 +18,8 @@ use strom_metadata::records::ConfigResourceType;
 use strom_protocol::batch::{self, Compression, ProduceLimits, TimestampType};
 use strom_protocol::{ApiError, ErrorCode};
 use strom_storage::{
-    Log, LogAppendInfo, LogConfig, LogManager, LogReadResult, StorageError, TopicPartition,
+    AppendOrigin, Log, LogAppendInfo, LogConfig, LogManager, LogReadResult, StorageError,
+    TopicPartition,
 };
 use tokio::sync::watch;
 use tracing::{info, warn};
@@ -46,7 +47,11 @@ impl PartitionSettings {
                 .and_then(|v| v.trim().parse::<i64>().ok())
                 .unwrap_or(default)
         };
-        let defaults = LogConfig::default();
+        // Topic configs, plus the broker-level one each log applies.
+        let mut log_settings = effective.clone();
+        if let Some(v) = broker.value("producer.id.expiration.ms") {
+            log_settings.insert("producer.id.expiration.ms".to_string(), v);
+        }
         let timestamp_type = match effective.get("message.timestamp.type").map(String::as_str) {
             Some("LogAppendTime") => TimestampType::LogAppendTime,
             _ => TimestampType::CreateTime,
@@ -58,20 +63,7 @@ impl PartitionSettings {
                 timestamp_before_max_ms: num("message.timestamp.before.max.ms", i64::MAX),
                 timestamp_after_max_ms: num("message.timestamp.after.max.ms", i64::MAX),
             },
-            log_config: LogConfig {
-                segment_bytes: num("segment.bytes", defaults.segment_bytes as i64).max(1) as u64,
-                segment_ms: num("segment.ms", defaults.segment_ms),
-                segment_jitter_ms: num("segment.jitter.ms", defaults.segment_jitter_ms),
-                segment_index_bytes: num("segment.index.bytes", defaults.segment_index_bytes as i64)
-                    .max(8) as u64,
-                index_interval_bytes: num(
-                    "index.interval.bytes",
-                    defaults.index_interval_bytes as i64,
-                )
-                .max(0) as u64,
-                flush_messages: num("flush.messages", defaults.flush_messages),
-                flush_ms: num("flush.ms", defaults.flush_ms),
-            },
+            log_config: LogConfig::from_configs(|key| log_settings.get(key).map(String::as_str)),
             min_insync_replicas: num("min.insync.replicas", 1) as i32,
             compression: match effective.get("compression.type").map(String::as_str) {
                 Some("uncompressed") => Some(Compression::None),
@@ -176,7 +168,11 @@ impl Partition {
                 log_append_time,
             )
             .map_err(storage_error)?;
-        self.high_watermark.send_replace(info.last_offset + 1);
+        // A retried batch the log already has is answered with its original offsets and
+        // moves nothing.
+        if !info.duplicate {
+            self.high_watermark.send_replace(info.last_offset + 1);
+        }
         Ok((info, log_append_time))
     }
 
@@ -184,7 +180,7 @@ impl Partition {
     pub(crate) fn append_internal(&self, batch: &[u8]) -> Result<LogAppendInfo, ApiError> {
         let info = self
             .log
-            .append(batch, self.leader_epoch, None)
+            .append_as(batch, self.leader_epoch, None, AppendOrigin::Coordinator)
             .map_err(storage_error)?;
         self.high_watermark.send_replace(info.last_offset + 1);
         Ok(info)

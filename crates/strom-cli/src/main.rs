@@ -3,6 +3,7 @@
 
 mod client_args;
 mod consume;
+mod dump_log;
 mod produce;
 mod server;
 mod topics;
@@ -32,6 +33,8 @@ enum Command {
     Produce(produce::ProduceArgs),
     /// Print a topic's records (like kafka-console-consumer.sh).
     Consume(consume::ConsumeArgs),
+    /// Print log segment, index and snapshot files (like kafka-dump-log.sh).
+    DumpLog(dump_log::DumpLogArgs),
 }
 
 fn main() -> ExitCode {
@@ -55,6 +58,7 @@ fn main() -> ExitCode {
         Command::Topics(args) => topics::run(args),
         Command::Produce(args) => produce::run(args),
         Command::Consume(args) => consume::run(args),
+        Command::DumpLog(args) => dump_log::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,5 +1,6 @@
 //! Kafka's small text files that record per-partition offsets for a log dir
-//! (`recovery-point-offset-checkpoint`, `log-start-offset-checkpoint`), and the atomic
+//! (`recovery-point-offset-checkpoint`, `log-start-offset-checkpoint`,
+//! `cleaner-offset-checkpoint`), and the atomic
 //! replace-by-rename that every such metadata file in this crate is written with.
 //!
 //! ```text
@@ -18,6 +19,7 @@ use crate::{StorageError, TopicPartition};
 
 pub(crate) const RECOVERY_POINT_CHECKPOINT: &str = "recovery-point-offset-checkpoint";
 pub(crate) const LOG_START_OFFSET_CHECKPOINT: &str = "log-start-offset-checkpoint";
+pub(crate) const CLEANER_OFFSET_CHECKPOINT: &str = "cleaner-offset-checkpoint";
 
 const VERSION: i32 = 0;
 

@@ -113,11 +113,15 @@ impl OffsetIndex {
         &self.path
     }
 
+    /// After the file was renamed (compaction's `.cleaned` → `.swap` → final name).
+    pub(crate) fn set_path(&mut self, path: PathBuf) {
+        self.path = path;
+    }
+
     pub(crate) fn file(&self) -> Arc<File> {
         self.file.clone()
     }
 
-    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.entries.len()
     }
@@ -307,11 +311,14 @@ impl TimeIndex {
         &self.path
     }
 
+    pub(crate) fn set_path(&mut self, path: PathBuf) {
+        self.path = path;
+    }
+
     pub(crate) fn file(&self) -> Arc<File> {
         self.file.clone()
     }
 
-    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.entries.len()
     }

@@ -15,6 +15,11 @@
 //! to capture file handles and sizes (a batch below a captured size never changes), so a slow
 //! disk read never blocks producers. The offsets every request wants (log start, log end,
 //! recovery point) are mirrored in atomics and read without the lock.
+//!
+//! Under the same lock live the idempotent producer state (checked before a batch is written,
+//! see [`crate::producer_state`]) and the maintenance that reshapes the segment map: retention,
+//! DeleteRecords and the cleaner's swap (`log_maintenance.rs`). Segments leaving the map keep
+//! their open files, so a read that captured them finishes on the old bytes.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -23,52 +28,26 @@ use std::hash::{BuildHasher, RandomState};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use strom_protocol::batch::{self, BatchHeader, Batches};
 
+use crate::LogConfig;
 use crate::checkpoint::sync_dir;
+use crate::dir_failure::DirHealth;
+use crate::load::list_segments;
+use crate::producer_state::{AppendOrigin, Checked, ProducerStateManager};
 use crate::segment::{
-    FlushTarget, INDEX_SUFFIX, LOG_SUFFIX, RollParams, Segment, SegmentSpan, TIME_INDEX_SUFFIX,
+    BatchScanner, FlushTarget, RollParams, SEARCH_CHUNK, ScanError, Segment, SegmentSpan,
 };
 use crate::{StorageError, TopicPartition};
 
-/// Per-log settings, resolved by the broker from topic configs over broker defaults.
-/// Field names follow the topic-level Kafka config each comes from.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LogConfig {
-    /// `segment.bytes`: roll when the active segment would grow past this.
-    pub segment_bytes: u64,
-    /// `segment.ms`: roll when the active segment is older than this.
-    pub segment_ms: i64,
-    /// `segment.jitter.ms`: random reduction of `segment.ms` per segment, to spread rolls.
-    pub segment_jitter_ms: i64,
-    /// `segment.index.bytes`: maximum size of an offset index; roll when it is full.
-    pub segment_index_bytes: u64,
-    /// `index.interval.bytes`: bytes appended between two sparse index entries.
-    pub index_interval_bytes: u64,
-    /// `flush.messages`: fsync after this many messages (Kafka default: never, `i64::MAX`).
-    pub flush_messages: i64,
-    /// `flush.ms`: fsync when the last flush is older than this (checked by the caller).
-    pub flush_ms: i64,
-}
-
-impl Default for LogConfig {
-    /// Kafka's defaults.
-    fn default() -> Self {
-        Self {
-            segment_bytes: 1 << 30,
-            segment_ms: 7 * 24 * 60 * 60 * 1000,
-            segment_jitter_ms: 0,
-            segment_index_bytes: 10 * 1024 * 1024,
-            index_interval_bytes: 4096,
-            flush_messages: i64::MAX,
-            flush_ms: i64::MAX,
-        }
-    }
-}
+#[path = "log_maintenance.rs"]
+mod maintenance;
+pub use maintenance::DeletedSegments;
+pub(crate) use maintenance::{CleanableSegment, CleaningView, PendingDelete};
 
 /// What an append did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,6 +60,9 @@ pub struct LogAppendInfo {
     pub max_timestamp: i64,
     /// Log start offset after the append.
     pub log_start_offset: i64,
+    /// The batch was a retry of one of the producer's last five batches: nothing was written and
+    /// the offsets (and max timestamp) are those of the original append, as Kafka answers.
+    pub duplicate: bool,
 }
 
 /// Whole stored batches, exactly as on disk.
@@ -110,6 +92,11 @@ pub struct Log {
     log_end_offset: AtomicI64,
     recovery_point: AtomicI64,
     last_flush_ms: AtomicI64,
+    /// The log dir's failure state, shared with every log of the dir.
+    health: Arc<DirHealth>,
+    /// The high watermark the broker last reported (`i64::MAX` until it does): retention never
+    /// deletes past it, and the cleaner never cleans past it.
+    high_watermark: AtomicI64,
 }
 
 impl fmt::Debug for Log {
@@ -136,6 +123,12 @@ struct Inner {
     /// A segment file was created since the last flush, so the directory needs an fsync too.
     dir_dirty: bool,
     closed: bool,
+    producers: ProducerStateManager,
+    /// Producer snapshots written at a roll without an fsync (that would block appends); the
+    /// next flush syncs them.
+    unsynced_snapshots: Vec<PathBuf>,
+    /// Files renamed `.deleted`, removed after `file.delete.delay.ms`.
+    pending_deletes: Vec<PendingDelete>,
 }
 
 /// Kafka's `segment.bytes` is an `int`, and index positions are 4-byte: cap it there.
@@ -176,60 +169,108 @@ impl Inner {
         self.config.segment_bytes.min(MAX_SEGMENT_BYTES)
     }
 
-    /// Seals the active segment and starts a new one at the log end offset.
+    /// Seals the active segment and starts a new one at the log end offset, then snapshots the
+    /// producer state at the new base (Kafka's `UnifiedLog.roll`): recovery of the new segment
+    /// can start from that snapshot.
     fn roll(&mut self, dir: &Path) -> Result<(), StorageError> {
         let new_base = self.next_offset;
         if self.active().base_offset == new_base {
             return Ok(());
         }
         self.active_mut().seal()?;
-        let segment = Segment::create(dir, new_base, now_ms())?;
+        let preallocate = self.config.preallocate.then(|| self.segment_bytes());
+        let segment = Segment::create_with(dir, new_base, now_ms(), "", preallocate)?;
         tracing::debug!(dir = %dir.display(), base_offset = new_base, "rolled a new log segment");
         self.segments.insert(new_base, segment);
         self.dir_dirty = true;
         self.roll_jitter_ms = random_jitter(&self.config);
+        self.producers.update_map_end_offset(new_base);
+        if let Some(path) = self.producers.take_snapshot(false)? {
+            self.unsynced_snapshots.push(path);
+        }
         Ok(())
     }
 }
 
-/// Lists the segment base offsets in `dir`, removing what Kafka removes at load: files marked
-/// `.deleted` or `.cleaned`, and index files whose `.log` is gone.
-fn list_segments(dir: &Path) -> Result<Vec<i64>, StorageError> {
-    let parse_base = |name: &str, suffix: &str| -> Option<i64> {
-        let stem = name.strip_suffix(suffix)?;
-        if stem.is_empty() || !stem.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
+/// Replays the batches in `[from, to)` into the producer state (Kafka's
+/// `UnifiedLog.rebuildProducerState` after the snapshot), taking snapshots at the segment bases
+/// in `snapshot_at` on the way.
+fn replay_producer_state(
+    producers: &mut ProducerStateManager,
+    segments: &BTreeMap<i64, Segment>,
+    from: i64,
+    to: i64,
+    snapshot_at: &[i64],
+) -> Result<(), StorageError> {
+    let first = segments
+        .range(..=from)
+        .next_back()
+        .map_or(from, |(&b, _)| b);
+    for (&base, segment) in segments.range(first..to) {
+        let start = base.max(producers.map_end_offset()).max(from);
+        producers.update_map_end_offset(start);
+        if snapshot_at.contains(&base) {
+            producers.take_snapshot(true)?;
         }
-        stem.parse::<i64>().ok()
-    };
-    let mut bases = Vec::new();
-    let mut index_files = Vec::new();
-    let entries = fs::read_dir(dir).map_err(|e| StorageError::io(dir, e))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| StorageError::io(dir, e))?;
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        let path = entry.path();
-        if name.ends_with(".deleted") || name.ends_with(".cleaned") {
-            fs::remove_file(&path).map_err(|e| StorageError::io(&path, e))?;
-        } else if name.ends_with(".swap") {
-            tracing::warn!(file = %path.display(), "ignoring a .swap file (compaction is not supported)");
-        } else if let Some(base) = parse_base(name, LOG_SUFFIX) {
-            bases.push(base);
-        } else if let Some(base) =
-            parse_base(name, INDEX_SUFFIX).or_else(|| parse_base(name, TIME_INDEX_SUFFIX))
-        {
-            index_files.push((base, path));
+        let span = segment.span(u64::from(segment.lookup_offset(start)));
+        let mut scanner = BatchScanner::new(&span.file, span.start, span.end, SEARCH_CHUNK);
+        loop {
+            let (pos, header) = match scanner.next_header() {
+                Ok(Some(found)) => found,
+                Ok(None) | Err(ScanError::Invalid { .. }) => break,
+                Err(ScanError::Io(e)) => return Err(StorageError::io(&*span.path, e)),
+            };
+            if header.base_offset >= to {
+                break;
+            }
+            if header.last_offset() < start || !header.has_producer_id() {
+                continue;
+            }
+            if header.is_control() {
+                let bytes = scanner
+                    .batch_bytes(pos, &header)
+                    .map_err(|e| StorageError::io(&*span.path, e))?;
+                producers.replay(&header, bytes);
+            } else {
+                producers.replay(&header, &[]);
+            }
         }
     }
-    bases.sort_unstable();
-    for (base, path) in index_files {
-        if bases.binary_search(&base).is_err() {
-            tracing::info!(file = %path.display(), "removing an index file without its segment");
-            fs::remove_file(&path).map_err(|e| StorageError::io(&path, e))?;
+    Ok(())
+}
+
+/// Kafka's `LogLoader` producer-state step (`UnifiedLog.rebuildProducerState`).
+fn load_producer_state(
+    dir: &Path,
+    segments: &BTreeMap<i64, Segment>,
+    log_start_offset: i64,
+    log_end_offset: i64,
+    had_clean_shutdown: bool,
+    now: i64,
+    expiration_ms: i64,
+) -> Result<ProducerStateManager, StorageError> {
+    let mut producers = ProducerStateManager::new(dir)?;
+    let bases: Vec<i64> = segments.keys().copied().collect();
+    producers.remove_stray_snapshots(&bases)?;
+    // Snapshots at the starts of the last two segments make a later reload cheap.
+    let mut snapshot_at: Vec<i64> = bases.iter().rev().take(2).copied().collect();
+    snapshot_at.reverse();
+    if producers.latest_snapshot_offset().is_none() && had_clean_shutdown {
+        for offset in snapshot_at.iter().copied().chain([log_end_offset]) {
+            producers.update_map_end_offset(offset);
+            producers.take_snapshot(true)?;
         }
+        return Ok(producers);
     }
-    Ok(bases)
+    producers.reload(log_start_offset, log_end_offset, now, expiration_ms)?;
+    let from = producers.map_end_offset();
+    if log_end_offset > from {
+        tracing::debug!(dir = %dir.display(), from, to = log_end_offset, "rebuilding producer state from the log");
+        replay_producer_state(&mut producers, segments, from, log_end_offset, &snapshot_at)?;
+    }
+    producers.update_map_end_offset(log_end_offset);
+    producers.take_snapshot(true)?;
+    Ok(producers)
 }
 
 /// One part of a read: bytes `[start, start + len)` of a span's file.
@@ -243,6 +284,10 @@ impl Log {
     /// Opens (or creates) the log in `dir`. When `had_clean_shutdown` is false, every segment
     /// holding offsets at or past `recovery_point` is rescanned batch by batch (framing + CRC),
     /// the log is truncated at the first invalid batch and those segments' indexes are rebuilt.
+    ///
+    /// Then the producer state is loaded: from the newest producer snapshot plus a replay of the
+    /// log after it (after a clean shutdown without any snapshot, as when upgrading from a
+    /// version without them, the state starts empty, as Kafka's does).
     pub fn open(
         dir: &Path,
         tp: TopicPartition,
@@ -250,6 +295,29 @@ impl Log {
         recovery_point: i64,
         log_start_offset: i64,
         had_clean_shutdown: bool,
+    ) -> Result<Log, StorageError> {
+        let parent = dir.parent().unwrap_or(dir);
+        let health = Arc::new(DirHealth::new(parent));
+        Self::open_in(
+            dir,
+            tp,
+            config,
+            recovery_point,
+            log_start_offset,
+            had_clean_shutdown,
+            health,
+        )
+    }
+
+    /// [`Log::open`] for a log whose dir failures are shared with the other logs of its dir.
+    pub(crate) fn open_in(
+        dir: &Path,
+        tp: TopicPartition,
+        config: LogConfig,
+        recovery_point: i64,
+        log_start_offset: i64,
+        had_clean_shutdown: bool,
+        health: Arc<DirHealth>,
     ) -> Result<Log, StorageError> {
         fs::create_dir_all(dir).map_err(|e| StorageError::io(dir, e))?;
         let now = now_ms();
@@ -321,6 +389,15 @@ impl Log {
         } else {
             recovery_point.min(next_offset)
         };
+        let producers = load_producer_state(
+            dir,
+            &segments,
+            log_start_offset,
+            next_offset,
+            had_clean_shutdown,
+            now,
+            config.producer_id_expiration_ms,
+        )?;
         let mut inner = Inner {
             roll_jitter_ms: random_jitter(&config),
             config,
@@ -330,6 +407,9 @@ impl Log {
             recovery_point,
             dir_dirty,
             closed: false,
+            producers,
+            unsynced_snapshots: Vec::new(),
+            pending_deletes: Vec::new(),
         };
         inner.active_mut().load_rolling_timestamp()?;
         Ok(Log {
@@ -340,6 +420,8 @@ impl Log {
             recovery_point: AtomicI64::new(recovery_point),
             last_flush_ms: AtomicI64::new(now),
             inner: Mutex::new(inner),
+            health,
+            high_watermark: AtomicI64::new(i64::MAX),
         })
     }
 
@@ -358,11 +440,30 @@ impl Log {
     /// it with one vectored write — a patched copy of the 61-byte header, then the caller's
     /// bytes untouched, so records are never copied — and adds sparse index entries every
     /// `index.interval.bytes`. Fsyncs when `flush.messages` is reached.
+    ///
+    /// A batch with a producer id is first checked against the producer state (epoch, sequence):
+    /// a retry of one of the producer's last five batches is not written and comes back with
+    /// `duplicate` set and the original offsets; a fenced epoch or a sequence gap is refused with
+    /// nothing written. A write error leaves nothing behind (the file is cut back) and takes the
+    /// log dir offline. Produce-time validation (including keyless records on compacted topics)
+    /// is the broker's, before it calls this.
     pub fn append(
         &self,
         batch: &[u8],
         leader_epoch: i32,
         log_append_time: Option<i64>,
+    ) -> Result<LogAppendInfo, StorageError> {
+        self.append_as(batch, leader_epoch, log_append_time, AppendOrigin::Client)
+    }
+
+    /// [`Log::append`] with the checks of another origin: the coordinators' own writes skip the
+    /// sequence checks, as in Kafka.
+    pub fn append_as(
+        &self,
+        batch: &[u8],
+        leader_epoch: i32,
+        log_append_time: Option<i64>,
+        origin: AppendOrigin,
     ) -> Result<LogAppendInfo, StorageError> {
         let header = BatchHeader::parse(batch)
             .map_err(|e| StorageError::InvalidArgument(format!("cannot append: {e}")))?;
@@ -380,6 +481,7 @@ impl Log {
         if inner.closed {
             return Err(StorageError::Closed(self.tp.to_string()));
         }
+        self.health.check()?;
         let segment_bytes = inner.segment_bytes();
         if size > segment_bytes {
             return Err(StorageError::RecordListTooLarge {
@@ -390,6 +492,29 @@ impl Log {
         let base_offset = inner.next_offset;
         let last_offset = base_offset + i64::from(header.last_offset_delta);
         let max_timestamp = log_append_time.unwrap_or(header.max_timestamp);
+        let checked = inner.producers.check(
+            &header,
+            batch,
+            base_offset,
+            last_offset,
+            max_timestamp,
+            origin,
+        )?;
+        if let Checked::Duplicate(original) = checked {
+            tracing::debug!(
+                tp = %self.tp,
+                producer_id = header.producer_id,
+                base_sequence = header.base_sequence,
+                "duplicate batch: returning the offsets of the original append"
+            );
+            return Ok(LogAppendInfo {
+                base_offset: original.first_offset(),
+                last_offset: original.last_offset,
+                max_timestamp: original.timestamp,
+                log_start_offset: inner.log_start_offset,
+                duplicate: true,
+            });
+        }
         let params = RollParams {
             max_segment_bytes: segment_bytes,
             max_segment_ms: inner.config.segment_ms,
@@ -401,18 +526,29 @@ impl Log {
             now_ms,
         };
         if inner.active().should_roll(&params) {
-            inner.roll(&self.dir)?;
+            self.health.guard(inner.roll(&self.dir))?;
         }
         let head = batch::patched_header(batch, base_offset, leader_epoch, log_append_time);
         let interval = inner.config.index_interval_bytes;
-        inner.active_mut().append(
+        #[cfg(test)]
+        if let Some(e) = self.health.injected_write_error() {
+            inner.active_mut().fail_next_write = Some(e);
+        }
+        let written = inner.active_mut().append(
             &head,
             &batch[batch::HEADER_LEN..],
             last_offset,
             max_timestamp,
             interval,
-        )?;
+        );
+        self.health.guard(written)?;
         inner.next_offset = last_offset + 1;
+        if let Checked::Update(entry) = checked {
+            inner.producers.apply(entry);
+        }
+        // Always, so that the next snapshot is named by the current end even without producers.
+        let end = inner.next_offset;
+        inner.producers.update_map_end_offset(end);
         self.log_end_offset
             .store(inner.next_offset, Ordering::Release);
         let unflushed = inner.next_offset - inner.recovery_point;
@@ -427,6 +563,7 @@ impl Log {
             last_offset,
             max_timestamp,
             log_start_offset,
+            duplicate: false,
         })
     }
 
@@ -443,6 +580,7 @@ impl Log {
         max_offset: i64,
         min_one_batch: bool,
     ) -> Result<LogReadResult, StorageError> {
+        self.health.check()?;
         let (spans, log_start_offset, log_end_offset) = {
             let inner = self.lock();
             let (lso, leo) = (inner.log_start_offset, inner.next_offset);
@@ -477,7 +615,13 @@ impl Log {
             }
             (spans, lso, leo)
         };
-        let records = read_spans(&spans, offset, max_bytes as u64, max_offset, min_one_batch)?;
+        let records = self.health.guard(read_spans(
+            &spans,
+            offset,
+            max_bytes as u64,
+            max_offset,
+            min_one_batch,
+        ))?;
         Ok(LogReadResult {
             records,
             log_start_offset,
@@ -506,6 +650,7 @@ impl Log {
         &self,
         timestamp: i64,
     ) -> Result<Option<TimestampOffset>, StorageError> {
+        self.health.check()?;
         let (span, log_start_offset) = {
             let inner = self.lock();
             let lso = inner.log_start_offset;
@@ -520,12 +665,14 @@ impl Log {
             let from = segment.lookup_timestamp(timestamp).max(lso);
             (segment.span(u64::from(segment.lookup_offset(from))), lso)
         };
-        span.find_timestamp(timestamp, log_start_offset)
+        self.health
+            .guard(span.find_timestamp(timestamp, log_start_offset))
     }
 
     /// The record with the largest timestamp (ListOffsets MAX_TIMESTAMP, KIP-734); on ties the
     /// earliest such record. `None` for an empty log.
     pub fn max_timestamp_offset(&self) -> Result<Option<TimestampOffset>, StorageError> {
+        self.health.check()?;
         let (span, max_timestamp) = {
             let inner = self.lock();
             let mut best: Option<&Segment> = None;
@@ -543,7 +690,7 @@ impl Log {
                 max_timestamp,
             )
         };
-        span.find_max_timestamp(max_timestamp)
+        self.health.guard(span.find_max_timestamp(max_timestamp))
     }
 
     /// Fsyncs everything appended so far and advances the recovery point.
@@ -552,15 +699,21 @@ impl Log {
     }
 
     /// Fsyncs the segments that are no longer active and moves the recovery point to the active
-    /// segment's base offset: what Kafka schedules right after every roll. [`LogManager`]
-    /// (crate::LogManager) calls it before each checkpoint so the recovery point keeps up even
+    /// segment's base offset: what Kafka schedules right after every roll.
+    /// [`LogManager`](crate::LogManager) calls it before each checkpoint so the recovery point keeps up even
     /// when `flush.messages` / `flush.ms` never fire (their defaults).
     pub fn flush_rolled_segments(&self) -> Result<(), StorageError> {
         self.flush_segments(true)
     }
 
     fn flush_segments(&self, only_sealed: bool) -> Result<(), StorageError> {
-        let (targets, new_recovery_point, dir_sync) = {
+        self.health.check()?;
+        let result = self.flush_segments_inner(only_sealed);
+        self.health.guard(result)
+    }
+
+    fn flush_segments_inner(&self, only_sealed: bool) -> Result<(), StorageError> {
+        let (targets, new_recovery_point, dir_sync, snapshots) = {
             let mut inner = self.lock();
             let active_base = inner.active().base_offset;
             let new_recovery_point = if only_sealed {
@@ -578,16 +731,18 @@ impl Log {
                 }
             }
             let dir_sync = std::mem::take(&mut inner.dir_dirty);
-            (targets, new_recovery_point, dir_sync)
+            let snapshots = std::mem::take(&mut inner.unsynced_snapshots);
+            (targets, new_recovery_point, dir_sync, snapshots)
         };
-        let synced = self.sync_targets(&targets, dir_sync);
+        let synced = sync_files(&snapshots).and_then(|()| self.sync_targets(&targets, dir_sync));
         let mut inner = self.lock();
         if let Err(e) = synced {
             inner.dir_dirty |= dir_sync;
+            inner.unsynced_snapshots.extend(snapshots);
             return Err(e);
         }
         for target in &targets {
-            if let Some(segment) = inner.segments.get_mut(&target.base_offset) {
+            if let Some(segment) = inner.segments.values_mut().find(|s| s.id == target.id) {
                 segment.flushed(target.writes);
             }
         }
@@ -619,7 +774,9 @@ impl Log {
         self.last_flush_ms.load(Ordering::Acquire)
     }
 
-    /// Flushes and trims the indexes; the log is not used afterwards.
+    /// Flushes and trims the indexes and writes a producer snapshot at the log end (Kafka's
+    /// clean-shutdown snapshot); the log is not used afterwards. A log whose dir is offline is
+    /// only marked closed: nothing more is written to a failed disk.
     pub fn close(&self) -> Result<(), StorageError> {
         {
             let mut inner = self.lock();
@@ -627,14 +784,27 @@ impl Log {
                 return Ok(());
             }
             inner.closed = true;
-            inner.active_mut().seal()?;
+            self.health.check()?;
+            let sealed = inner.active_mut().seal().and_then(|()| {
+                let end = inner.next_offset;
+                inner.producers.update_map_end_offset(end);
+                inner.producers.take_snapshot(false).map(|taken| {
+                    inner.unsynced_snapshots.extend(taken);
+                })
+            });
+            self.health.guard(sealed)?;
         }
-        self.flush()
+        self.flush_segments_inner(false)
+            .map_err(|e| self.health.on_error(e))
     }
 
     /// Refuses further appends without flushing: the log is about to be deleted.
     pub(crate) fn close_for_delete(&self) {
         self.lock().closed = true;
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.lock().closed
     }
 
     /// Base offset of the first segment: the log start offset needs a checkpoint entry only
@@ -645,6 +815,11 @@ impl Log {
 
     pub fn dir(&self) -> PathBuf {
         self.dir.clone()
+    }
+
+    /// Whether the log's dir was taken offline by an I/O error.
+    pub fn is_offline(&self) -> bool {
+        self.health.is_offline()
     }
 
     pub fn topic_partition(&self) -> &TopicPartition {
@@ -671,15 +846,35 @@ impl Log {
         inner.config = config;
     }
 
+    /// Rolls now (tests need sealed segments on demand).
     #[cfg(test)]
-    fn segment_bases(&self) -> Vec<i64> {
+    pub(crate) fn roll_for_test(&self) {
+        let mut inner = self.lock();
+        inner.roll(&self.dir).expect("roll");
+    }
+
+    #[cfg(test)]
+    pub(crate) fn segment_bases(&self) -> Vec<i64> {
         self.lock().segments.keys().copied().collect()
     }
 
     #[cfg(test)]
     fn active_index_entries(&self) -> (usize, usize) {
-        self.lock().active().index_entries()
+        self.lock().active().index_entry_counts()
     }
+}
+
+/// Fsyncs files written earlier without a sync (producer snapshots from rolls).
+fn sync_files(paths: &[PathBuf]) -> Result<(), StorageError> {
+    for path in paths {
+        match fs::File::open(path).and_then(|f| f.sync_all()) {
+            Ok(()) => {}
+            // Deleted since (its segment went away): nothing to make durable.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(StorageError::io(path, e)),
+        }
+    }
+    Ok(())
 }
 
 /// Reads whole batches from `spans` (captured under the lock), starting with the batch that
@@ -761,3 +956,7 @@ fn read_spans(
 #[cfg(test)]
 #[path = "log_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "log_retention_tests.rs"]
+mod retention_tests;

@@ -2,8 +2,14 @@
 //! `.timeindex`, and the bookkeeping Kafka's `LogSegment` keeps (size, largest timestamp, the
 //! timestamp that `segment.ms` is measured from, bytes since the last index entry).
 //!
+//! A segment's files can carry a temporary suffix while the cleaner builds or swaps them in
+//! (`.cleaned`, `.swap`) or while they wait to be removed (`.deleted`); [`Segment::change_suffix`]
+//! renames all three. With `preallocate` the `.log` starts at `segment.bytes` and is cut back when
+//! the segment is sealed. A failed write is cut back at once, so a torn batch is never left behind
+//! when the disk allows it.
+//!
 //! Also here: [`BatchScanner`], the buffered walk over the batches of a file region that reads,
-//! recovery and the timestamp searches share. Functions that take a [`SegmentSpan`] run without
+//! recovery, the cleaner and the timestamp searches share. Functions that take a [`SegmentSpan`] run without
 //! the log's lock: they only read bytes below a size captured under it, and batches below that
 //! size never change.
 
@@ -13,6 +19,8 @@ use std::io::IoSlice;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::UNIX_EPOCH;
 
 use bytes::Bytes;
 use strom_protocol::batch::{self, BatchHeader, HEADER_LEN, TimestampType};
@@ -24,6 +32,16 @@ use crate::{StorageError, TimestampOffset};
 pub(crate) const LOG_SUFFIX: &str = ".log";
 pub(crate) const INDEX_SUFFIX: &str = ".index";
 pub(crate) const TIME_INDEX_SUFFIX: &str = ".timeindex";
+/// Kafka's temporary suffixes: a cleaner output being written, a cleaner output ready to replace
+/// the segments it was made from, and files waiting for `file.delete.delay.ms`.
+pub(crate) const CLEANED_SUFFIX: &str = ".cleaned";
+pub(crate) const SWAP_SUFFIX: &str = ".swap";
+pub(crate) const DELETED_SUFFIX: &str = ".deleted";
+
+/// Gives each segment object an identity, so a cleaner can tell at swap time whether the
+/// segments it read are still the ones in the log (retention or a truncation may have replaced
+/// them meanwhile).
+static NEXT_SEGMENT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// Read size while walking batch headers to find an offset or a timestamp: covers the default
 /// `index.interval.bytes` in one read.
@@ -34,6 +52,18 @@ const RECOVERY_CHUNK: usize = 1024 * 1024;
 /// `<dir>/<20-digit base offset><suffix>`, Kafka's file naming.
 pub(crate) fn segment_file(dir: &Path, base_offset: i64, suffix: &str) -> PathBuf {
     dir.join(format!("{base_offset:020}{suffix}"))
+}
+
+/// `<dir>/<20-digit base offset><kind><extra>`, e.g. `...0042.log.cleaned`.
+fn segment_file_with(dir: &Path, base_offset: i64, kind: &str, extra: &str) -> PathBuf {
+    dir.join(format!("{base_offset:020}{kind}{extra}"))
+}
+
+/// Replaces a path's trailing `from` with `to`.
+fn change_suffix(path: &Path, from: &str, to: &str) -> PathBuf {
+    let name = path.as_os_str().to_string_lossy();
+    let stem = name.strip_suffix(from).unwrap_or(&name);
+    PathBuf::from(format!("{stem}{to}"))
 }
 
 /// Why a walk over batches stopped early.
@@ -289,6 +319,7 @@ pub(crate) struct RollParams {
 #[derive(Debug)]
 pub(crate) struct Segment {
     pub(crate) base_offset: i64,
+    pub(crate) id: u64,
     log_path: Arc<Path>,
     file: Arc<File>,
     /// Bytes of whole batches; the file may be longer only after a failed write (`tail_dirty`).
@@ -309,12 +340,32 @@ pub(crate) struct Segment {
     /// Changes to the segment's files, and how many of them the last fsync covered.
     writes: u64,
     flushed_writes: u64,
+    /// The file was extended to `segment.bytes` at creation (`preallocate`): it is cut back to
+    /// `size` when the segment is sealed.
+    preallocated: bool,
+    /// Test hook: the next append writes part of the batch and then fails with this error.
+    #[cfg(test)]
+    pub(crate) fail_next_write: Option<io::Error>,
 }
 
 impl Segment {
     /// Creates a new empty segment, replacing any stale files of the same name.
     pub(crate) fn create(dir: &Path, base_offset: i64, now_ms: i64) -> Result<Self, StorageError> {
-        let log_path = segment_file(dir, base_offset, LOG_SUFFIX);
+        Self::create_with(dir, base_offset, now_ms, "", None)
+    }
+
+    /// Creates a new empty segment whose file names end with `extra` (`.cleaned` for cleaner
+    /// output). With `preallocate`, the `.log` is allocated to that many bytes up front, as
+    /// Kafka's `preallocate` does; the zero-filled tail is cut when the segment is sealed, and
+    /// recovery after a crash stops at it (zeros are not a valid batch).
+    pub(crate) fn create_with(
+        dir: &Path,
+        base_offset: i64,
+        now_ms: i64,
+        extra: &str,
+        preallocate: Option<u64>,
+    ) -> Result<Self, StorageError> {
+        let log_path = segment_file_with(dir, base_offset, LOG_SUFFIX, extra);
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -322,7 +373,13 @@ impl Segment {
             .truncate(true)
             .open(&log_path)
             .map_err(|e| StorageError::io(&log_path, e))?;
-        let (mut segment, _, _) = Self::with_file(dir, base_offset, log_path, file, now_ms)?;
+        if let Some(bytes) = preallocate.filter(|&b| b > 0) {
+            preallocate_file(&file, bytes).map_err(|e| StorageError::io(&log_path, e))?;
+        }
+        let (mut segment, _, _) =
+            Self::with_file_in(dir, base_offset, log_path, file, now_ms, extra)?;
+        segment.size = 0;
+        segment.preallocated = preallocate.is_some_and(|b| b > 0);
         segment.reset_indexes()?;
         Ok(segment)
     }
@@ -352,14 +409,25 @@ impl Segment {
         file: File,
         now_ms: i64,
     ) -> Result<(Self, bool, bool), StorageError> {
+        Self::with_file_in(dir, base_offset, log_path, file, now_ms, "")
+    }
+
+    fn with_file_in(
+        dir: &Path,
+        base_offset: i64,
+        log_path: PathBuf,
+        file: File,
+        now_ms: i64,
+        extra: &str,
+    ) -> Result<(Self, bool, bool), StorageError> {
         let size = file
             .metadata()
             .map_err(|e| StorageError::io(&log_path, e))?
             .len();
-        let index_path = segment_file(dir, base_offset, INDEX_SUFFIX);
+        let index_path = segment_file_with(dir, base_offset, INDEX_SUFFIX, extra);
         let (offset_index, offset_existed) = OffsetIndex::open(index_path.clone(), base_offset)
             .map_err(|e| StorageError::io(&index_path, e))?;
-        let time_path = segment_file(dir, base_offset, TIME_INDEX_SUFFIX);
+        let time_path = segment_file_with(dir, base_offset, TIME_INDEX_SUFFIX, extra);
         let (time_index, time_existed) = TimeIndex::open(time_path.clone(), base_offset)
             .map_err(|e| StorageError::io(&time_path, e))?;
         let (max_timestamp, offset_of_max_timestamp) =
@@ -367,6 +435,7 @@ impl Segment {
         Ok((
             Self {
                 base_offset,
+                id: NEXT_SEGMENT_ID.fetch_add(1, Ordering::Relaxed),
                 log_path: Arc::from(log_path),
                 file: Arc::new(file),
                 size,
@@ -380,6 +449,9 @@ impl Segment {
                 bytes_since_last_index_entry: 0,
                 writes: 0,
                 flushed_writes: 0,
+                preallocated: false,
+                #[cfg(test)]
+                fail_next_write: None,
             },
             offset_existed,
             time_existed,
@@ -392,6 +464,47 @@ impl Segment {
 
     pub(crate) fn max_timestamp(&self) -> (i64, i64) {
         (self.max_timestamp, self.offset_of_max_timestamp)
+    }
+
+    /// Kafka's `LogSegment.largestTimestamp`: the largest record timestamp, or the file's
+    /// modification time when no batch carries one. Retention by time compares this with now.
+    pub(crate) fn largest_timestamp(&self) -> i64 {
+        if self.max_timestamp >= 0 {
+            return self.max_timestamp;
+        }
+        self.file
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_millis() as i64)
+    }
+
+    /// The paths of the segment's three files.
+    pub(crate) fn file_paths(&self) -> [PathBuf; 3] {
+        [
+            self.log_path.to_path_buf(),
+            self.offset_index.path().to_path_buf(),
+            self.time_index.path().to_path_buf(),
+        ]
+    }
+
+    /// Renames the segment's files from names ending in `from` to names ending in `to` (Kafka's
+    /// `changeFileSuffixes`). Open handles, and reads through them, are unaffected.
+    pub(crate) fn change_suffix(&mut self, from: &str, to: &str) -> Result<(), StorageError> {
+        let log_new = change_suffix(&self.log_path, from, to);
+        std::fs::rename(&*self.log_path, &log_new)
+            .map_err(|e| StorageError::io(&*self.log_path, e))?;
+        self.log_path = Arc::from(log_new);
+        let index_new = change_suffix(self.offset_index.path(), from, to);
+        std::fs::rename(self.offset_index.path(), &index_new)
+            .map_err(|e| StorageError::io(self.offset_index.path(), e))?;
+        self.offset_index.set_path(index_new);
+        let time_new = change_suffix(self.time_index.path(), from, to);
+        std::fs::rename(self.time_index.path(), &time_new)
+            .map_err(|e| StorageError::io(self.time_index.path(), e))?;
+        self.time_index.set_path(time_new);
+        Ok(())
     }
 
     /// A read span over this segment from `start` to its current end.
@@ -645,14 +758,17 @@ impl Segment {
     ) -> Result<(), StorageError> {
         let position = self.size;
         let batch_len = (header.len() + records.len()) as u64;
-        if let Err(e) = write_all_vectored_at(
-            &self.file,
-            &mut [IoSlice::new(header), IoSlice::new(records)],
-            position,
-        ) {
-            // Part of the batch may be in the file past `size`; the next append overwrites it,
-            // and a roll or close cuts it.
-            self.tail_dirty = true;
+        if let Err(e) = self.write_batch_at(header, records, position) {
+            // Part of the batch may be in the file past `size`: cut it now, so that neither a
+            // reader nor the next start sees it. If even that fails, recovery cuts it (the dir
+            // goes offline and gets no clean-shutdown marker).
+            match self.file.set_len(position) {
+                Ok(()) => self.tail_dirty = false,
+                Err(cut) => {
+                    tracing::warn!(segment = %self.log_path.display(), error = %cut, "cannot cut a partial write");
+                    self.tail_dirty = true;
+                }
+            }
             return Err(StorageError::io(&*self.log_path, e));
         }
         if position == 0 {
@@ -682,16 +798,32 @@ impl Segment {
         Ok(())
     }
 
+    fn write_batch_at(&mut self, header: &[u8], records: &[u8], position: u64) -> io::Result<()> {
+        #[cfg(test)]
+        if let Some(e) = self.fail_next_write.take() {
+            // A disk that fills up half way through the batch.
+            self.file
+                .write_all_at(&header[..header.len() / 2], position)?;
+            return Err(e);
+        }
+        write_all_vectored_at(
+            &self.file,
+            &mut [IoSlice::new(header), IoSlice::new(records)],
+            position,
+        )
+    }
+
     /// Kafka's `onBecomeInactiveSegment` (and the index part of `close`): records the largest
     /// timestamp as the last time index entry, writes out both indexes and cuts any bytes a
-    /// failed write left past the end.
+    /// failed write (or preallocation) left past the end.
     pub(crate) fn seal(&mut self) -> Result<(), StorageError> {
         if self.offset_of_max_timestamp >= 0 {
             self.time_index
                 .maybe_append(self.max_timestamp, self.offset_of_max_timestamp);
         }
         self.persist_indexes()?;
-        if self.tail_dirty {
+        if self.tail_dirty || self.preallocated {
+            self.preallocated = false;
             self.file
                 .set_len(self.size)
                 .map_err(|e| StorageError::io(&*self.log_path, e))?;
@@ -736,7 +868,7 @@ impl Segment {
     pub(crate) fn prepare_flush(&mut self) -> Result<FlushTarget, StorageError> {
         self.persist_indexes()?;
         Ok(FlushTarget {
-            base_offset: self.base_offset,
+            id: self.id,
             files: [
                 (self.file.clone(), PathBuf::from(&*self.log_path)),
                 (
@@ -766,8 +898,8 @@ impl Segment {
         Ok(())
     }
 
-    #[cfg(test)]
-    pub(crate) fn index_entries(&self) -> (usize, usize) {
+    /// Entries in the offset and time index (the cleaner sizes its groups by them).
+    pub(crate) fn index_entry_counts(&self) -> (usize, usize) {
         (self.offset_index.len(), self.time_index.len())
     }
 }
@@ -775,9 +907,20 @@ impl Segment {
 /// Files of one segment to fsync, and the change count that makes durable.
 #[derive(Debug)]
 pub(crate) struct FlushTarget {
-    pub(crate) base_offset: i64,
+    pub(crate) id: u64,
     pub(crate) files: [(Arc<File>, PathBuf); 3],
     pub(crate) writes: u64,
+}
+
+/// Allocates `bytes` for a new segment file (extending it, as Kafka's `preallocate` does). Where
+/// the filesystem cannot allocate, the file is only extended (sparse), which is what Kafka's
+/// `RandomAccessFile.setLength` amounts to.
+fn preallocate_file(file: &File, bytes: u64) -> io::Result<()> {
+    match rustix::fs::fallocate(file, rustix::fs::FallocateFlags::empty(), 0, bytes) {
+        Ok(()) => Ok(()),
+        Err(rustix::io::Errno::OPNOTSUPP) | Err(rustix::io::Errno::NOSYS) => file.set_len(bytes),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// `pwritev` until everything is written: one system call for a whole batch in the common case.

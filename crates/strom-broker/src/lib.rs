@@ -11,6 +11,7 @@ pub mod config;
 mod connection;
 mod groups;
 mod handlers;
+mod producer_ids;
 mod replica_manager;
 mod server;
 

@@ -20,7 +20,7 @@ use strom_metadata::config::BrokerConfigView;
 use strom_metadata::records::{Endpoint, RegisterBrokerRecord};
 use strom_metadata::{Controller, ControllerConfig, MetadataImage};
 use strom_storage::meta_properties::{self, MetaProperties};
-use strom_storage::{LogManager, LogManagerConfig};
+use strom_storage::{CleanerConfig, LogCleaner, LogManager, LogManagerConfig};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -65,6 +65,7 @@ pub(crate) struct Shared {
     /// ones live in the metadata image, see [`Shared::broker_view`].
     pub(crate) static_view: BrokerConfigView,
     pub(crate) groups: crate::groups::GroupCoordinator,
+    pub(crate) producer_ids: crate::producer_ids::ProducerIds,
     /// Advertised listeners with the ports actually bound (port 0 resolved).
     pub(crate) advertised: Vec<Listener>,
 }
@@ -102,6 +103,8 @@ impl Shared {
 pub struct Broker {
     shared: Arc<Shared>,
     listeners: Vec<(Listener, TcpListener)>,
+    /// Compacts `compact` topics in the background; stopped before the logs are closed.
+    cleaner: Option<LogCleaner>,
 }
 
 impl Broker {
@@ -202,10 +205,17 @@ impl Broker {
             cluster_id,
             controller,
             static_view: broker_view,
+            producer_ids: Default::default(),
             advertised,
         });
         shared.sync_metadata();
-        Ok(Broker { shared, listeners })
+        let cleaner = cleaner_config(&shared.config)
+            .map(|config| LogCleaner::start(shared.replicas.log_manager().clone(), config));
+        Ok(Broker {
+            shared,
+            listeners,
+            cleaner,
+        })
     }
 
     /// Address of the first listener, as bound.
@@ -227,7 +237,7 @@ impl Broker {
     }
 
     /// Serves until `shutdown` completes, then shuts down cleanly.
-    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), BrokerError> {
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> Result<(), BrokerError> {
         let token = CancellationToken::new();
         let mut background = JoinSet::new();
         let connections = Arc::new(tokio::sync::Mutex::new(JoinSet::new()));
@@ -246,6 +256,11 @@ impl Broker {
         background.spawn(watch_metadata(self.shared.clone(), token.clone()));
         background.spawn(flush_scheduler(self.shared.clone(), token.clone()));
         background.spawn(checkpoint_scheduler(self.shared.clone(), token.clone()));
+        background.spawn(retention_scheduler(self.shared.clone(), token.clone()));
+        background.spawn(producer_expiry_scheduler(
+            self.shared.clone(),
+            token.clone(),
+        ));
 
         shutdown.await;
         info!("shutting down: no new connections, finishing in-flight requests");
@@ -263,9 +278,15 @@ impl Broker {
         }
 
         let logs = self.shared.replicas.log_manager().clone();
-        tokio::task::spawn_blocking(move || logs.shutdown())
-            .await
-            .map_err(|e| BrokerError::Startup(format!("shutdown task failed: {e}")))??;
+        let cleaner = self.cleaner.take();
+        tokio::task::spawn_blocking(move || {
+            if let Some(mut cleaner) = cleaner {
+                cleaner.shutdown();
+            }
+            logs.shutdown()
+        })
+        .await
+        .map_err(|e| BrokerError::Startup(format!("shutdown task failed: {e}")))??;
         info!("shutdown complete");
         Ok(())
     }
@@ -339,27 +360,20 @@ async fn flush_scheduler(shared: Arc<Shared>, token: CancellationToken) {
     if interval <= 0 || interval >= i64::from(u32::MAX) {
         return;
     }
-    let mut tick = tokio::time::interval(Duration::from_millis(interval as u64));
-    loop {
-        tokio::select! {
-            _ = token.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        let logs = shared.replicas.log_manager().clone();
-        let _ = tokio::task::spawn_blocking(move || {
-            let now = crate::now_ms();
-            for log in logs.logs() {
-                let flush_ms = log.config().flush_ms;
-                if flush_ms < i64::MAX
-                    && now - log.last_flush_ms() >= flush_ms
-                    && let Err(e) = log.flush()
-                {
-                    error!(tp = %log.topic_partition(), error = %e, "flush failed");
-                }
+    let logs = shared.replicas.log_manager().clone();
+    every(interval, token, move || {
+        let now = crate::now_ms();
+        for log in logs.logs() {
+            let flush_ms = log.config().flush_ms;
+            if flush_ms < i64::MAX
+                && now - log.last_flush_ms() >= flush_ms
+                && let Err(e) = log.flush()
+            {
+                error!(tp = %log.topic_partition(), error = %e, "flush failed");
             }
-        })
-        .await;
-    }
+        }
+    })
+    .await;
 }
 
 /// Writes the recovery-point and log-start-offset checkpoints periodically.
@@ -367,19 +381,84 @@ async fn checkpoint_scheduler(shared: Arc<Shared>, token: CancellationToken) {
     let interval = shared
         .config
         .log_flush_offset_checkpoint_interval_ms
-        .max(1000) as u64;
-    let mut tick = tokio::time::interval(Duration::from_millis(interval));
+        .max(1000);
+    let logs = shared.replicas.log_manager().clone();
+    every(interval, token, move || {
+        if let Err(e) = logs.checkpoint() {
+            error!(error = %e, "writing checkpoints failed");
+        }
+    })
+    .await;
+}
+
+/// Runs `work` on a blocking thread every `interval_ms` until shutdown.
+async fn every(
+    interval_ms: i64,
+    token: CancellationToken,
+    work: impl Fn() + Send + Sync + Clone + 'static,
+) {
+    let mut tick = tokio::time::interval(Duration::from_millis(interval_ms.max(1) as u64));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
     loop {
         tokio::select! {
             _ = token.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let logs = shared.replicas.log_manager().clone();
-        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || logs.checkpoint()).await {
-            error!(error = %e, "writing checkpoints failed");
-        }
+        let _ = tokio::task::spawn_blocking(work.clone()).await;
     }
+}
+
+/// Deletes segments past `retention.ms` / `retention.bytes` / the log start offset every
+/// `log.retention.check.interval.ms`, and removes `.deleted` files after `file.delete.delay.ms`.
+async fn retention_scheduler(shared: Arc<Shared>, token: CancellationToken) {
+    let interval = shared
+        .config
+        .number("log.retention.check.interval.ms", 300_000);
+    let logs = shared.replicas.log_manager().clone();
+    every(interval, token, move || {
+        let now = crate::now_ms();
+        for deleted in logs.enforce_retention(now) {
+            info!(?deleted, "retention deleted segments");
+        }
+        logs.delete_pending_files(now);
+    })
+    .await;
+}
+
+/// Forgets idempotent producers idle for `producer.id.expiration.ms`.
+async fn producer_expiry_scheduler(shared: Arc<Shared>, token: CancellationToken) {
+    let interval = shared
+        .config
+        .number("producer.id.expiration.check.interval.ms", 600_000);
+    let logs = shared.replicas.log_manager().clone();
+    every(interval, token, move || {
+        logs.remove_expired_producers(crate::now_ms());
+    })
+    .await;
+}
+
+/// The cleaner settings, `None` when `log.cleaner.enable=false`.
+fn cleaner_config(config: &ServerConfig) -> Option<CleanerConfig> {
+    let defaults = CleanerConfig::default();
+    (config.value("log.cleaner.enable").as_deref() != Some("false")).then(|| CleanerConfig {
+        enable: true,
+        threads: config
+            .number("log.cleaner.threads", defaults.threads as i64)
+            .max(1) as usize,
+        dedupe_buffer_size: config
+            .number(
+                "log.cleaner.dedupe.buffer.size",
+                defaults.dedupe_buffer_size as i64,
+            )
+            .max(1) as u64,
+        io_buffer_size: config
+            .number("log.cleaner.io.buffer.size", defaults.io_buffer_size as i64)
+            .max(1) as usize,
+        backoff_ms: config
+            .number("log.cleaner.backoff.ms", defaults.backoff_ms as i64)
+            .max(1) as u64,
+    })
 }
 
 /// The host to advertise for a listener bound to every interface.

@@ -648,6 +648,8 @@ static BROKER_CONFIGS: &[ConfigDef] = &[
         "Largest transaction timeout a producer may ask for."),
     def("transactional.id.expiration.ms", T::Int, Some("604800000"), V::AtLeast(1), RO,
         "Idle time after which a transactional id expires."),
+    def("producer.id.expiration.check.interval.ms", T::Int, Some("600000"), V::AtLeast(1), RO,
+        "How often producer ids past producer.id.expiration.ms are removed."),
     def("producer.id.expiration.ms", T::Int, Some("86400000"), V::AtLeast(1), DYN,
         "Idle time after which a producer id's state is dropped."),
 ];

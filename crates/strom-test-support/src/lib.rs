@@ -255,6 +255,46 @@ pub mod records {
         buf.freeze()
     }
 
+    /// A batch of an idempotent producer: `producer_id`, `epoch`, and sequences from
+    /// `base_sequence`.
+    pub fn idempotent_batch(
+        values: &[&[u8]],
+        producer_id: i64,
+        epoch: i16,
+        base_sequence: i32,
+    ) -> Bytes {
+        let records: Vec<Record> = values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| Record {
+                transactional: false,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: -1,
+                producer_id,
+                producer_epoch: epoch,
+                timestamp_type: TimestampType::Creation,
+                offset: i as i64,
+                sequence: base_sequence.wrapping_add(i as i32),
+                timestamp: now_ms(),
+                key: Some(Bytes::from(format!("k{i}"))),
+                value: Some(Bytes::copy_from_slice(v)),
+                headers: Default::default(),
+            })
+            .collect();
+        let mut buf = BytesMut::new();
+        RecordBatchEncoder::encode(
+            &mut buf,
+            &records,
+            &RecordEncodeOptions {
+                version: 2,
+                compression: Compression::None,
+            },
+        )
+        .expect("encodable test batch");
+        buf.freeze()
+    }
+
     /// [`batch_at`] stamped now.
     pub fn batch(values: &[&[u8]], compression: Compression) -> Bytes {
         batch_at(values, compression, now_ms())

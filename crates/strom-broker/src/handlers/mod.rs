@@ -7,12 +7,16 @@ pub(crate) mod alter_configs;
 pub(crate) mod api_versions;
 pub(crate) mod create_partitions;
 pub(crate) mod create_topics;
+pub(crate) mod delete_records;
 pub(crate) mod delete_topics;
 pub(crate) mod describe_cluster;
 pub(crate) mod describe_configs;
+pub(crate) mod describe_log_dirs;
+pub(crate) mod describe_producers;
 pub(crate) mod fetch;
 pub(crate) mod find_coordinator;
 pub(crate) mod group;
+pub(crate) mod init_producer_id;
 pub(crate) mod list_offsets;
 pub(crate) mod metadata;
 pub(crate) mod produce;
@@ -56,6 +60,10 @@ pub(crate) const APIS: &[ApiSpec] = &[
     alter_configs::API,
     alter_configs::INCREMENTAL_API,
     find_coordinator::API,
+    init_producer_id::API,
+    delete_records::API,
+    describe_producers::API,
+    describe_log_dirs::API,
     group::join::API,
     group::sync::API,
     group::heartbeat::API,
@@ -136,6 +144,18 @@ pub(crate) async fn dispatch(
         ),
         RequestKind::FindCoordinator(r) => {
             ResponseKind::FindCoordinator(find_coordinator::handle(&mut ctx, r).await)
+        }
+        RequestKind::InitProducerId(r) => {
+            ResponseKind::InitProducerId(init_producer_id::handle(&mut ctx, r).await)
+        }
+        RequestKind::DeleteRecords(r) => {
+            ResponseKind::DeleteRecords(delete_records::handle(&mut ctx, r))
+        }
+        RequestKind::DescribeProducers(r) => {
+            ResponseKind::DescribeProducers(describe_producers::handle(&mut ctx, r))
+        }
+        RequestKind::DescribeLogDirs(r) => {
+            ResponseKind::DescribeLogDirs(describe_log_dirs::handle(&mut ctx, r))
         }
         RequestKind::JoinGroup(r) => {
             ResponseKind::JoinGroup(group::join::handle(&mut ctx, r).await)
@@ -291,6 +311,19 @@ mod tests {
                 ApiKey::FindCoordinator,
                 crate_range::<FindCoordinatorRequest>(),
             ),
+            (
+                ApiKey::InitProducerId,
+                crate_range::<InitProducerIdRequest>(),
+            ),
+            (ApiKey::DeleteRecords, crate_range::<DeleteRecordsRequest>()),
+            (
+                ApiKey::DescribeProducers,
+                crate_range::<DescribeProducersRequest>(),
+            ),
+            (
+                ApiKey::DescribeLogDirs,
+                crate_range::<DescribeLogDirsRequest>(),
+            ),
             (ApiKey::JoinGroup, crate_range::<JoinGroupRequest>()),
             (ApiKey::SyncGroup, crate_range::<SyncGroupRequest>()),
             (ApiKey::Heartbeat, crate_range::<HeartbeatRequest>()),
@@ -330,6 +363,6 @@ mod tests {
 
     #[test]
     fn unserved_apis_have_no_range() {
-        assert_eq!(version_range(ApiKey::InitProducerId), None);
+        assert_eq!(version_range(ApiKey::SaslHandshake), None);
     }
 }

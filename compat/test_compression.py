@@ -17,17 +17,15 @@ class CodecNotUsed(AssertionError):
 # Cases where the producer is expected to send its batches uncompressed, for reasons that are
 # the client's and not strom's. Strict: if one of them starts compressing, the marker must go.
 #
-# * librdkafka (confluent-kafka 2.16 and kcat) enables LZ4 only when the broker lists
-#   FindCoordinator in ApiVersions: its feature map uses FindCoordinator as the marker of
-#   Kafka >= 0.8.2 (rdkafka_feature.c, RD_KAFKA_FEATURE_LZ4). strom does not serve
-#   FindCoordinator yet; these cases pass once it does.
+# * librdkafka enables LZ4 only when the broker lists FindCoordinator in ApiVersions (its
+#   feature map uses it as the marker of Kafka >= 0.8.2, rdkafka_feature.c); strom serves it
+#   since the consumer-groups work, so confluent-kafka's lz4 is checked like the other codecs.
 # * kcat is built on librdkafka 2.0.2, which compresses gzip/snappy/lz4 only if the broker
 #   accepts Produce v0 (rdkafka_msgset_writer.c checks Produce 0..0; fixed in librdkafka
 #   2.11.1). strom, like Kafka 4.x (KIP-896), serves Produce v3+; against Kafka 4.x this kcat
 #   sends the same uncompressed batches. Its zstd check (Produce 0..7) passes.
 UNCOMPRESSED = {
-    ("confluent", "lz4"): "librdkafka enables LZ4 only if the broker lists FindCoordinator",
-    ("kcat", "lz4"): "librdkafka 2.0.2 needs Produce v0 (and FindCoordinator) for lz4",
+    ("kcat", "lz4"): "librdkafka 2.0.2 compresses lz4 only if the broker accepts Produce v0",
     ("kcat", "gzip"): "librdkafka 2.0.2 compresses gzip only if the broker accepts Produce v0",
     ("kcat", "snappy"): "librdkafka 2.0.2 compresses snappy only if the broker accepts Produce v0",
 }

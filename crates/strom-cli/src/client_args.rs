@@ -96,6 +96,69 @@ pub(crate) fn kafka_uuid(id: &uuid::Uuid) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(id.as_bytes())
 }
 
+/// The error of a tool that already printed its own `error:` line(s) (for instance one per
+/// failed group, in order with the output of the others): `main` then only sets the exit code.
+#[derive(Debug)]
+pub(crate) struct Reported;
+
+impl std::fmt::Display for Reported {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("errors were reported above")
+    }
+}
+
+impl std::error::Error for Reported {}
+
+/// The error of a tool whose stdout was closed (`strom groups list | head -1`): nobody reads
+/// the rest, and `main` exits successfully without a word.
+#[derive(Debug)]
+pub(crate) struct StdoutClosed;
+
+impl std::fmt::Display for StdoutClosed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("stdout was closed")
+    }
+}
+
+impl std::error::Error for StdoutClosed {}
+
+/// Writes `text` to stdout; a closed pipe becomes [`StdoutClosed`] instead of a panic.
+pub(crate) fn out(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Ok(()) => Ok(()),
+        Err(e) if is_broken_pipe(&e) => Err(StdoutClosed.into()),
+        Err(e) => Err(anyhow::Error::new(e).context("cannot write to stdout")),
+    }
+}
+
+/// `println!` through [`out`]: `outln!("{x}")?`.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::client_args::out(&format!("{}\n", format_args!($($arg)*)))
+    };
+}
+pub(crate) use outln;
+
+/// Prints one `error:` line now, for tools that go on with other items and fail at the end
+/// with [`Reported`].
+pub(crate) fn report(message: impl std::fmt::Display) {
+    eprintln!("error: {message}");
+}
+
+/// Splits `a,b,,c` into its non-empty, trimmed parts.
+pub(crate) fn comma_list(s: &str) -> Vec<String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
 /// True for the error a closed stdout (`strom consume ... | head`) gives; tools then stop
 /// quietly instead of reporting it.
 pub(crate) fn is_broken_pipe(e: &std::io::Error) -> bool {

@@ -2,8 +2,12 @@
 //! binary. Every failure ends as one readable line on stderr and a non-zero exit, never a panic.
 
 mod client_args;
+mod configs;
 mod consume;
+mod delete_records;
 mod dump_log;
+mod groups;
+mod log_dirs;
 mod produce;
 mod server;
 mod topics;
@@ -35,6 +39,15 @@ enum Command {
     Consume(consume::ConsumeArgs),
     /// Print log segment, index and snapshot files (like kafka-dump-log.sh).
     DumpLog(dump_log::DumpLogArgs),
+    /// List, describe and delete consumer groups, reset their offsets (like
+    /// kafka-consumer-groups.sh).
+    Groups(groups::GroupsArgs),
+    /// Describe and change topic and broker configs (like kafka-configs.sh).
+    Configs(configs::ConfigsArgs),
+    /// Delete the records of partitions below an offset (like kafka-delete-records.sh).
+    DeleteRecords(delete_records::DeleteRecordsArgs),
+    /// Describe the brokers' log directories as JSON (like kafka-log-dirs.sh --describe).
+    LogDirs(log_dirs::LogDirsArgs),
 }
 
 fn main() -> ExitCode {
@@ -59,9 +72,16 @@ fn main() -> ExitCode {
         Command::Produce(args) => produce::run(args),
         Command::Consume(args) => consume::run(args),
         Command::DumpLog(args) => dump_log::run(args),
+        Command::Groups(args) => groups::run(args),
+        Command::Configs(args) => configs::run(args),
+        Command::DeleteRecords(args) => delete_records::run(args),
+        Command::LogDirs(args) => log_dirs::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // The tool printed its `error:` lines itself.
+        Err(e) if e.is::<client_args::Reported>() => ExitCode::FAILURE,
+        Err(e) if e.is::<client_args::StdoutClosed>() => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE

@@ -116,6 +116,15 @@ impl ClientError {
         }
     }
 
+    /// A Kafka error with the broker's message, or Kafka's standard description of the code
+    /// when the broker sent none (the admin tools print these to users).
+    pub(crate) fn kafka_described(code: ErrorCode, message: Option<String>) -> Self {
+        let message = message
+            .filter(|m| !m.is_empty())
+            .or_else(|| error_code_description(code).map(str::to_string));
+        Self::Kafka { code, message }
+    }
+
     /// `Ok(())` for error code 0, the Kafka error otherwise.
     pub(crate) fn check(code: i16, message: Option<&str>) -> Result<()> {
         match ErrorCode::try_from_code(code) {
@@ -156,6 +165,56 @@ pub(crate) fn code_invalidates_metadata(code: ErrorCode) -> bool {
             | ErrorCode::BrokerNotAvailable
             | ErrorCode::OffsetNotAvailable
     )
+}
+
+/// Kafka's standard description of an error code (`Errors.java`), for the codes the admin
+/// client reports per item; `None` for the rest.
+pub fn error_code_description(code: ErrorCode) -> Option<&'static str> {
+    Some(match code {
+        ErrorCode::UnknownServerError => {
+            "The server experienced an unexpected error when processing the request."
+        }
+        ErrorCode::OffsetOutOfRange => {
+            "The requested offset is not within the range of offsets maintained by the server."
+        }
+        ErrorCode::UnknownTopicOrPartition => "This server does not host this topic-partition.",
+        ErrorCode::LeaderNotAvailable => {
+            "There is no leader for this topic-partition as we are in the middle of a leadership \
+             election."
+        }
+        ErrorCode::RequestTimedOut => "The request timed out.",
+        ErrorCode::CoordinatorLoadInProgress => {
+            "The coordinator is loading and hence can't process requests."
+        }
+        ErrorCode::CoordinatorNotAvailable => "The coordinator is not available.",
+        ErrorCode::NotCoordinator => "This is not the correct coordinator.",
+        ErrorCode::InvalidTopicException => {
+            "The request attempted to perform an operation on an invalid topic."
+        }
+        ErrorCode::IllegalGeneration => "Specified group generation id is not valid.",
+        ErrorCode::InvalidGroupId => "The configured groupId is invalid.",
+        ErrorCode::UnknownMemberId => "The coordinator is not aware of this member.",
+        ErrorCode::RebalanceInProgress => "The group is rebalancing, so a rejoin is needed.",
+        ErrorCode::TopicAuthorizationFailed => "Topic authorization failed.",
+        ErrorCode::GroupAuthorizationFailed => "Group authorization failed.",
+        ErrorCode::ClusterAuthorizationFailed => "Cluster authorization failed.",
+        ErrorCode::UnsupportedVersion => "The version of API is not supported.",
+        ErrorCode::InvalidConfig => "Configuration is invalid.",
+        ErrorCode::PolicyViolation => "Request parameters do not satisfy the configured policy.",
+        ErrorCode::KafkaStorageError => "Disk error when trying to access log file on the disk.",
+        ErrorCode::NonEmptyGroup => "The group is not empty.",
+        ErrorCode::GroupIdNotFound => "The group id does not exist.",
+        ErrorCode::GroupSubscribedToTopic => {
+            "Deleting offsets of a topic is forbidden while the consumer group is actively \
+             subscribed to it."
+        }
+        ErrorCode::UnstableOffsetCommit => "There are unstable offsets that need to be cleared.",
+        ErrorCode::StaleMemberEpoch => {
+            "The member epoch is stale. The member must retry after receiving its updated member \
+             epoch via the ConsumerGroupHeartbeat API."
+        }
+        _ => return None,
+    })
 }
 
 /// Kafka's spelling of an error code, `TOPIC_ALREADY_EXISTS`, which is what users search for;

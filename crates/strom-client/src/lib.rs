@@ -5,8 +5,10 @@
 //!   `acks`, retries with backoff.
 //! - [`Consumer`]: consume assigned partitions from an offset, the start or the end; `poll`,
 //!   `seek`, `position`, ListOffsets helpers. No consumer groups yet.
-//! - [`Admin`]: create, delete, list and describe topics, add partitions, describe configs
-//!   and the cluster.
+//! - [`Admin`]: create, delete, list and describe topics, add partitions, describe and alter
+//!   configs, describe the cluster; list, describe and delete consumer groups, read, reset and
+//!   delete their committed offsets; list offsets, delete records, describe log directories
+//!   and producers.
 //!
 //! All three take a [`ClientConfig`] with Kafka's property names and defaults, and return
 //! [`ClientError`], which says whether an error is retriable.
@@ -45,8 +47,9 @@
 //!
 //! Known limitations: record headers go through `kafka-protocol`'s `IndexMap`, so two headers
 //! with the same key collapse into one (the last value wins) when producing and when
-//! consuming. Idempotence, transactions, consumer groups and `buffer.memory` back-pressure
-//! are not implemented yet.
+//! consuming. Idempotence, transactions, a group-managed consumer (subscribe with a
+//! `group.id`) and `buffer.memory` back-pressure are not implemented yet; [`group_protocol`]
+//! already reads and writes the consumer protocol's member bytes.
 
 pub mod admin;
 mod cluster;
@@ -54,18 +57,25 @@ pub mod config;
 mod connection;
 pub mod consumer;
 mod error;
+pub mod group_protocol;
 mod offsets;
 pub mod producer;
 mod record;
 
 pub use admin::{
-    Admin, ClusterDescription, ConfigEntry, ConfigResource, ConfigResourceType, ConfigResult,
-    ConfigSource, CreateTopicsOptions, CreatedTopic, NewTopic, TopicListing, TopicResult,
+    Admin, AlterConfigOp, AlterConfigOpType, AlterConfigResult, AlterConfigsOptions,
+    ClusterDescription, ConfigEntry, ConfigResource, ConfigResourceType, ConfigResult,
+    ConfigSource, ConfigSynonym, CreateTopicsOptions, CreatedTopic, DescribeConfigsOptions,
+    GroupDescription, GroupListing, GroupResult, GroupState, GroupType, ListOffsetsResultInfo,
+    LogDirDescription, MemberAssignment, MemberDescription, MemberSubscription, NewTopic,
+    OffsetAndMetadata, OffsetSpec, PartitionResult, ProducerState, ReplicaInfo, TopicListing,
+    TopicResult,
 };
 pub use cluster::{Node, PartitionDescription, TopicDescription};
 pub use config::{Acks, AutoOffsetReset, ClientConfig, CompressionType, IsolationLevel};
 pub use consumer::{Consumer, Offset};
-pub use error::{ClientError, Result, error_code_name};
+pub use error::{ClientError, Result, error_code_description, error_code_name};
+pub use group_protocol::{ConsumerAssignment, ConsumerSubscription};
 pub use offsets::OffsetAndTimestamp;
 pub use producer::{DeliveryFuture, Producer};
 pub use record::{

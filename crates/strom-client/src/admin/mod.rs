@@ -1,10 +1,20 @@
-//! The admin client: topics, partitions, configs, cluster description.
+//! The admin client: topics, partitions, configs, consumer groups and their offsets, records,
+//! log directories, producers, cluster description.
 //!
-//! Calls that name several topics return one [`TopicResult`] per topic, each with its own
-//! Kafka error code and message, as Kafka's `CreateTopicsResult` & co. do; the outer `Result`
-//! fails only when the call as a whole did (no broker reachable, ...). Whole calls are retried
-//! on retriable errors within `default.api.timeout.ms`; per-topic errors are returned as the
-//! broker gave them.
+//! Calls that name several items (topics, groups, partitions, config resources) return one
+//! result per item, each with its own Kafka error code and message, as Kafka's
+//! `CreateTopicsResult` & co. do; the outer `Result` fails only when the call as a whole did
+//! (no broker reachable, ...). Whole calls are retried on retriable errors within
+//! `default.api.timeout.ms`; per-item errors are returned as the broker gave them, except the
+//! ones that only say "ask elsewhere or later" (a moved leader or coordinator), which are
+//! retried for that item.
+//!
+//! ```text
+//!   topics, configs ─────────► controller / any broker / the named broker
+//!   groups, group offsets ───► the group's coordinator (coordinator.rs: FindCoordinator, cache)
+//!   offsets, records, producers ► each partition's leader (partitions.rs)
+//!   log dirs, group listing ──► every broker
+//! ```
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -13,10 +23,9 @@ use std::time::Duration;
 use strom_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use strom_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use strom_protocol::messages::delete_topics_request::DeleteTopicState;
-use strom_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use strom_protocol::messages::{
     CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest, DescribeClusterRequest,
-    DescribeConfigsRequest, TopicName,
+    TopicName,
 };
 use strom_protocol::{ErrorCode, StrBytes};
 use uuid::Uuid;
@@ -25,6 +34,26 @@ use crate::cluster::{Cluster, Node, TopicDescription, Topics};
 use crate::config::ClientConfig;
 use crate::connection::Connection;
 use crate::error::{ClientError, Result};
+
+mod configs;
+mod coordinator;
+mod group_offsets;
+mod groups;
+mod log_dirs;
+mod partitions;
+
+pub use configs::{
+    AlterConfigOp, AlterConfigOpType, AlterConfigResult, AlterConfigsOptions, ConfigEntry,
+    ConfigResource, ConfigResourceType, ConfigResult, ConfigSource, ConfigSynonym,
+    DescribeConfigsOptions,
+};
+pub use group_offsets::OffsetAndMetadata;
+pub use groups::{
+    GroupDescription, GroupListing, GroupResult, GroupState, GroupType, MemberAssignment,
+    MemberDescription, MemberSubscription,
+};
+pub use log_dirs::{LogDirDescription, ReplicaInfo};
+pub use partitions::{ListOffsetsResultInfo, OffsetSpec, PartitionResult, ProducerState};
 
 /// The outcome of an operation on one topic.
 #[derive(Debug, Clone)]
@@ -94,102 +123,6 @@ pub struct TopicListing {
     pub internal: bool,
 }
 
-/// Kinds of config resources (Kafka's `ConfigResource.Type`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum ConfigResourceType {
-    Topic,
-    Broker,
-    BrokerLogger,
-}
-
-impl ConfigResourceType {
-    fn wire_value(self) -> i8 {
-        match self {
-            Self::Topic => 2,
-            Self::Broker => 4,
-            Self::BrokerLogger => 8,
-        }
-    }
-}
-
-/// A thing that has configs: a topic by name, a broker by id.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ConfigResource {
-    pub resource_type: ConfigResourceType,
-    pub name: String,
-}
-
-impl ConfigResource {
-    pub fn topic(name: impl Into<String>) -> Self {
-        Self {
-            resource_type: ConfigResourceType::Topic,
-            name: name.into(),
-        }
-    }
-
-    pub fn broker(id: i32) -> Self {
-        Self {
-            resource_type: ConfigResourceType::Broker,
-            name: id.to_string(),
-        }
-    }
-}
-
-/// Where a config value comes from (Kafka's `ConfigEntry.ConfigSource`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ConfigSource {
-    Unknown,
-    DynamicTopicConfig,
-    DynamicBrokerConfig,
-    DynamicDefaultBrokerConfig,
-    StaticBrokerConfig,
-    DefaultConfig,
-    DynamicBrokerLoggerConfig,
-    ClientMetricsConfig,
-    GroupConfig,
-}
-
-impl ConfigSource {
-    fn from_wire(v: i8) -> Self {
-        match v {
-            1 => Self::DynamicTopicConfig,
-            2 => Self::DynamicBrokerConfig,
-            3 => Self::DynamicDefaultBrokerConfig,
-            4 => Self::StaticBrokerConfig,
-            5 => Self::DefaultConfig,
-            6 => Self::DynamicBrokerLoggerConfig,
-            7 => Self::ClientMetricsConfig,
-            8 => Self::GroupConfig,
-            _ => Self::Unknown,
-        }
-    }
-}
-
-/// One config value.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigEntry {
-    pub name: String,
-    /// `None` for sensitive values and unset ones.
-    pub value: Option<String>,
-    pub source: ConfigSource,
-    pub read_only: bool,
-    pub sensitive: bool,
-}
-
-impl ConfigEntry {
-    /// Kafka's `ConfigEntry.isDefault()`: the value is the built-in default.
-    pub fn is_default(&self) -> bool {
-        self.source == ConfigSource::DefaultConfig
-    }
-}
-
-/// The configs of one resource.
-#[derive(Debug, Clone)]
-pub struct ConfigResult {
-    pub resource: ConfigResource,
-    pub result: Result<Vec<ConfigEntry>>,
-}
-
 /// The cluster as `describe_cluster` sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClusterDescription {
@@ -202,6 +135,9 @@ pub struct ClusterDescription {
 #[derive(Debug, Clone)]
 pub struct Admin {
     cluster: Arc<Cluster>,
+    /// Group id -> its coordinator, as FindCoordinator last said; dropped when the
+    /// coordinator answers that it no longer is one, or cannot be reached.
+    coordinators: Arc<coordinator::CoordinatorCache>,
 }
 
 fn topic_name(name: &str) -> TopicName {
@@ -218,6 +154,7 @@ impl Admin {
     pub async fn connect(config: ClientConfig) -> Result<Admin> {
         Ok(Admin {
             cluster: Cluster::connect(config, false).await?,
+            coordinators: Arc::default(),
         })
     }
 
@@ -292,6 +229,8 @@ impl Admin {
                             source: ConfigSource::from_wire(c.config_source),
                             read_only: c.read_only,
                             sensitive: c.is_sensitive,
+                            synonyms: Vec::new(),
+                            documentation: None,
                         })
                         .collect(),
                 }
@@ -446,78 +385,6 @@ impl Admin {
             totals.iter().map(|(n, _)| n.as_str()),
             by_name,
         ))
-    }
-
-    /// The configs of each resource. Broker configs are asked of that broker, the rest of
-    /// any broker.
-    pub async fn describe_configs(
-        &self,
-        resources: &[ConfigResource],
-    ) -> Result<Vec<ConfigResult>> {
-        // Target node (None = any) -> resources.
-        let mut groups: BTreeMap<Option<i32>, Vec<&ConfigResource>> = BTreeMap::new();
-        for r in resources {
-            let node = match r.resource_type {
-                ConfigResourceType::Topic => None,
-                _ => r.name.parse::<i32>().ok(),
-            };
-            groups.entry(node).or_default().push(r);
-        }
-        let mut found: BTreeMap<(i8, String), Result<Vec<ConfigEntry>>> = BTreeMap::new();
-        for (node, group) in groups {
-            let request = DescribeConfigsRequest::default().with_resources(
-                group
-                    .iter()
-                    .map(|r| {
-                        DescribeConfigsResource::default()
-                            .with_resource_type(r.resource_type.wire_value())
-                            .with_resource_name(StrBytes::from_string(r.name.clone()))
-                            .with_configuration_keys(None)
-                    })
-                    .collect(),
-            );
-            let response = self
-                .cluster
-                .retry(&[], || async {
-                    let conn = match node {
-                        Some(id) => self.cluster.connection(id).await?,
-                        None => self.cluster.any_connection().await?,
-                    };
-                    conn.call(&request).await
-                })
-                .await?;
-            for r in response.results {
-                let result =
-                    ClientError::check(r.error_code, r.error_message.as_deref()).map(|()| {
-                        r.configs
-                            .into_iter()
-                            .map(|c| ConfigEntry {
-                                name: c.name.to_string(),
-                                value: c.value.map(|v| v.to_string()),
-                                source: ConfigSource::from_wire(c.config_source),
-                                read_only: c.read_only,
-                                sensitive: c.is_sensitive,
-                            })
-                            .collect()
-                    });
-                found.insert((r.resource_type, r.resource_name.to_string()), result);
-            }
-        }
-        Ok(resources
-            .iter()
-            .map(|r| ConfigResult {
-                resource: r.clone(),
-                result: found
-                    .remove(&(r.resource_type.wire_value(), r.name.clone()))
-                    .unwrap_or_else(|| {
-                        Err(ClientError::Protocol(format!(
-                            "the DescribeConfigs response has no answer for {} {}",
-                            r.name,
-                            r.resource_type.wire_value()
-                        )))
-                    }),
-            })
-            .collect())
     }
 
     /// Cluster id, controller and brokers: DescribeCluster when the broker serves it,

@@ -127,22 +127,7 @@ impl ServerConfig {
                 None => unknown_keys.push(key.clone()),
             }
         }
-        let get = |key: &str| -> Option<String> {
-            props
-                .get(key)
-                .cloned()
-                .or_else(|| {
-                    STROM_DEFAULTS
-                        .iter()
-                        .find(|(k, _)| *k == key)
-                        .map(|(_, v)| v.to_string())
-                })
-                .or_else(|| {
-                    defs::broker_config(key)
-                        .and_then(|d| d.default)
-                        .map(str::to_string)
-                })
-        };
+        let get = |key: &str| resolve(&props, key);
         let number = |key: &str| -> Result<i64, ConfigError> {
             let v = get(key).ok_or_else(|| ConfigError::Invalid(format!("{key} must be set")))?;
             v.trim().parse::<i64>().map_err(|_| {
@@ -226,20 +211,7 @@ impl ServerConfig {
 
     /// A property's value: as configured, else strom's default, else Kafka's.
     pub fn value(&self, key: &str) -> Option<String> {
-        self.props
-            .get(key)
-            .cloned()
-            .or_else(|| {
-                STROM_DEFAULTS
-                    .iter()
-                    .find(|(k, _)| *k == key)
-                    .map(|(_, v)| v.to_string())
-            })
-            .or_else(|| {
-                defs::broker_config(key)
-                    .and_then(|d| d.default)
-                    .map(str::to_string)
-            })
+        resolve(&self.props, key)
     }
 
     /// A numeric property (validated at start-up, so a parse failure means the key is not
@@ -264,6 +236,24 @@ impl ServerConfig {
             dynamic_default: BTreeMap::new(),
         }
     }
+}
+
+/// A property's value: as configured, else strom's default, else Kafka's.
+fn resolve(props: &BTreeMap<String, String>, key: &str) -> Option<String> {
+    props
+        .get(key)
+        .cloned()
+        .or_else(|| {
+            STROM_DEFAULTS
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, v)| v.to_string())
+        })
+        .or_else(|| {
+            defs::broker_config(key)
+                .and_then(|d| d.default)
+                .map(str::to_string)
+        })
 }
 
 fn parse_protocol_map(value: &str) -> Result<BTreeMap<String, String>, ConfigError> {

@@ -309,3 +309,36 @@ async fn every_version_of_the_storage_apis_is_answered() {
         );
     }
 }
+
+/// A partition whose log cannot be served (here: its directory cannot be created) is reported
+/// without a leader, with this node offline, instead of pointing clients at a dead end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_this_node_cannot_serve_has_no_leader() {
+    let broker = TestBroker::start().await;
+    std::fs::write(broker.partition_dir("blocked", 0), b"not a directory").unwrap();
+    let mut conn = RawConnection::connect(broker.bootstrap_servers())
+        .await
+        .unwrap();
+    let req = CreateTopicsRequest::default().with_topics(vec![
+        create_topics_request::CreatableTopic::default()
+            .with_name(TopicName(s("blocked")))
+            .with_num_partitions(1)
+            .with_replication_factor(1),
+    ]);
+    let _: CreateTopicsResponse = conn.call(ApiKey::CreateTopics, 7, &req).await.unwrap();
+    let md: MetadataResponse = conn
+        .call(
+            ApiKey::Metadata,
+            12,
+            &MetadataRequest::default().with_topics(Some(vec![
+                metadata_request::MetadataRequestTopic::default()
+                    .with_name(Some(TopicName(s("blocked")))),
+            ])),
+        )
+        .await
+        .unwrap();
+    let p = &md.topics[0].partitions[0];
+    assert_eq!(p.leader_id.0, -1);
+    assert_eq!(p.error_code, ErrorCode::LeaderNotAvailable.code());
+    assert_eq!(p.offline_replicas, vec![BrokerId(1)]);
+}

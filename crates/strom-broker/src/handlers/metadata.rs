@@ -28,8 +28,9 @@ pub(crate) async fn handle(ctx: &mut Ctx<'_>, req: MetadataRequest) -> MetadataR
 
     let mut topics = Vec::new();
     if all_topics {
+        let local = Local::of(shared);
         for t in image.topics() {
-            topics.push(topic_response(t, ErrorCode::try_from_code(0)));
+            topics.push(topic_response(t, None, &local));
         }
     } else {
         let requested = req.topics.unwrap_or_default();
@@ -68,10 +69,12 @@ pub(crate) async fn handle(ctx: &mut Ctx<'_>, req: MetadataRequest) -> MetadataR
                 image = shared.controller.image();
             }
         }
+        // Read after the auto-creation above was applied to the hosted partitions.
+        let local = Local::of(shared);
         for t in requested {
             topics.push(match &t.name {
                 Some(name) => match image.topic_by_name(name) {
-                    Some(topic) => topic_response(topic, None),
+                    Some(topic) => topic_response(topic, None, &local),
                     None => {
                         let code = if topic_name::validate(name).is_err() {
                             ErrorCode::InvalidTopicException
@@ -82,7 +85,7 @@ pub(crate) async fn handle(ctx: &mut Ctx<'_>, req: MetadataRequest) -> MetadataR
                     }
                 },
                 None => match image.topic_by_id(&t.topic_id) {
-                    Some(topic) => topic_response(topic, None),
+                    Some(topic) => topic_response(topic, None, &local),
                     None => error_topic(None, t.topic_id, ErrorCode::UnknownTopicId),
                 },
             });
@@ -126,18 +129,37 @@ fn brokers(image: &MetadataImage) -> Vec<MetadataResponseBroker> {
         .collect()
 }
 
-fn topic_response(topic: &Arc<TopicImage>, error: Option<ErrorCode>) -> MetadataResponseTopic {
+/// A topic's partitions as clients should see them. A partition this node leads but cannot
+/// serve (its log dir went offline, or its log could not be opened) is reported leaderless with
+/// this node offline, as Kafka's controller does once a broker reports the dir (KIP-858); with
+/// one node that decision can be made here.
+fn topic_response(
+    topic: &Arc<TopicImage>,
+    error: Option<ErrorCode>,
+    local: &Local,
+) -> MetadataResponseTopic {
+    let hosted = local.topics.by_id(&topic.id);
     let partitions = topic
         .partitions
         .iter()
         .map(|(&index, p)| {
+            let unservable = p.leader == local.node_id
+                && hosted
+                    .and_then(|t| t.partitions.get(&index))
+                    .is_none_or(|part| part.log.is_offline());
+            let leader = if unservable { -1 } else { p.leader };
             MetadataResponsePartition::default()
                 .with_partition_index(index)
-                .with_leader_id(BrokerId(p.leader))
+                .with_leader_id(BrokerId(leader))
                 .with_leader_epoch(p.leader_epoch)
                 .with_replica_nodes(p.replicas.iter().copied().map(BrokerId).collect())
                 .with_isr_nodes(p.isr.iter().copied().map(BrokerId).collect())
-                .with_error_code(if p.leader < 0 {
+                .with_offline_replicas(if unservable {
+                    vec![BrokerId(local.node_id)]
+                } else {
+                    Vec::new()
+                })
+                .with_error_code(if leader < 0 {
                     ErrorCode::LeaderNotAvailable.code()
                 } else {
                     0
@@ -150,6 +172,21 @@ fn topic_response(topic: &Arc<TopicImage>, error: Option<ErrorCode>) -> Metadata
         .with_topic_id(topic.id)
         .with_is_internal(topic_name::is_internal(&topic.name))
         .with_partitions(partitions)
+}
+
+/// What this node serves, for telling which partitions it can actually lead.
+struct Local {
+    node_id: i32,
+    topics: Arc<crate::replica_manager::LocalTopics>,
+}
+
+impl Local {
+    fn of(shared: &crate::server::Shared) -> Self {
+        Self {
+            node_id: shared.node_id,
+            topics: shared.replicas.topics(),
+        }
+    }
 }
 
 fn error_topic(name: Option<String>, id: Uuid, code: ErrorCode) -> MetadataResponseTopic {

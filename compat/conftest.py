@@ -15,6 +15,7 @@ import uuid
 
 import pytest
 
+from group_support import FAST_GROUP_OVERRIDES
 from support import StromBroker, repo_root
 
 _ACTIVE = []  # brokers alive right now, for the failure report
@@ -55,7 +56,8 @@ def strom_bin():
 @pytest.fixture(scope="session")
 def broker(strom_bin, tmp_path_factory):
     """The shared broker; yields a started `StromBroker` (`.bootstrap` is "127.0.0.1:PORT")."""
-    b = StromBroker(strom_bin, tmp_path_factory.mktemp("strom-shared"))
+    b = StromBroker(strom_bin, tmp_path_factory.mktemp("strom-shared"),
+                    overrides=FAST_GROUP_OVERRIDES)
     _CREATED.append(b)
     b.start()
     _ACTIVE.append(b)
@@ -73,11 +75,13 @@ def bootstrap(broker):
 
 @pytest.fixture
 def broker_factory(strom_bin, tmp_path):
-    """Starts brokers of the test's own: `broker_factory(**overrides)` -> started StromBroker."""
+    """Starts brokers of the test's own: `broker_factory(**overrides)` -> started StromBroker.
+    Like the shared broker they start with FAST_GROUP_OVERRIDES (overridable)."""
     made = []
 
     def make(**overrides):
-        b = StromBroker(strom_bin, tmp_path / f"strom-{len(made)}", overrides=overrides)
+        b = StromBroker(strom_bin, tmp_path / f"strom-{len(made)}",
+                        overrides={**FAST_GROUP_OVERRIDES, **overrides})
         made.append(b)
         _CREATED.append(b)
         _ACTIVE.append(b)

@@ -1,7 +1,8 @@
 """Helpers shared by the compat tests: the broker process, waiting, and thin client wrappers.
 
-Client rules that follow from what strom serves today (no consumer groups, no InitProducerId):
-consumers `assign()` explicit offsets and never commit; producers never enable idempotence.
+The plain helpers here keep the clients simple: consumers `assign()` explicit offsets and never
+commit, producers do not enable idempotence. Consumer groups are `group_support.py`'s and
+test_groups.py's; idempotent producers are test_idempotence.py's.
 """
 
 import os
@@ -229,7 +230,7 @@ class BrokerStartError(RuntimeError):
 def ck_producer(bootstrap, **conf):
     base = {
         "bootstrap.servers": bootstrap,
-        "enable.idempotence": False,  # InitProducerId is not served yet
+        "enable.idempotence": False,  # (librdkafka's default) idempotence: test_idempotence.py
         "linger.ms": 5,
         "message.timeout.ms": 30000,
     }
@@ -240,8 +241,8 @@ def ck_producer(bootstrap, **conf):
 def ck_consumer(bootstrap, **conf):
     base = {
         "bootstrap.servers": bootstrap,
-        # librdkafka's Consumer needs a group.id even for assign()-only use; with no commits
-        # and no subscribe() it never needs the group coordinator (see README.md).
+        # librdkafka's Consumer needs a group.id even for assign()-only use; it never joins
+        # or commits to that group here (see README.md).
         "group.id": "strom-compat-unused",
         "enable.auto.commit": False,
         "enable.auto.offset.store": False,
@@ -283,8 +284,8 @@ def kp_producer(bootstrap, **conf):
 
     base = {
         "bootstrap_servers": bootstrap,
-        # kafka-python 3.x defaults enable_idempotence=True (KIP-679), which needs
-        # InitProducerId; strom does not serve it yet.
+        # kafka-python 3.x defaults enable_idempotence=True (KIP-679), which also forces
+        # acks=all; the plain helper sends what it is told (idempotence: test_idempotence.py).
         "enable_idempotence": False,
         "linger_ms": 5,
         "request_timeout_ms": 30000,
@@ -494,3 +495,41 @@ def stored_batches(broker, topic, partition=0):
             })
             pos += 12 + length
     return out
+
+
+# --- topics and multi-partition produce -----------------------------------------------------
+
+def create_topic(bootstrap, topic, partitions=1, config=None, timeout=30):
+    """Creates `topic` with confluent's AdminClient and waits for it."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    fs = admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1,
+                                       config=dict(config or {}))], operation_timeout=10)
+    fs[topic].result(timeout)
+
+
+def produce_spread(bootstrap, topic, records, timeout=60, **conf):
+    """Produces [(partition, key, value)] with one confluent producer, waiting for every
+    acknowledgement; returns the offsets in send order."""
+    p = ck_producer(bootstrap, **conf)
+    reports = [None] * len(records)
+
+    def cb(i):
+        def on_delivery(err, msg):
+            reports[i] = (err, msg.offset())
+        return on_delivery
+
+    for i, (partition, key, value) in enumerate(records):
+        while True:
+            try:
+                p.produce(topic, partition=partition, key=key, value=value, on_delivery=cb(i))
+                break
+            except BufferError:
+                p.poll(0.1)
+        p.poll(0)
+    left = p.flush(timeout)
+    assert left == 0, f"{left} messages undelivered after {timeout}s"
+    for i, rep in enumerate(reports):
+        assert rep is not None and rep[0] is None, f"record {i} failed: {rep}"
+    return [rep[1] for rep in reports]

@@ -1302,6 +1302,7 @@ impl GroupCoordinatorShard {
                     HeartbeatResponse::default().with_error_code(code_of(code)),
                 ),
             )],
+            transactional: None,
         }
     }
 

@@ -1,3 +1,8 @@
+//! The group and transaction coordinators of strom. The transaction coordinator
+//! ([`TransactionCoordinatorShard`], over `__transaction_state`) is described in the [`txn`]
+//! module; the group side of transactions (TxnOffsetCommit, pending offsets settled by the
+//! COMMIT/ABORT markers written to `__consumer_offsets`) is part of the group coordinator.
+//!
 //! The group coordinator of strom, as a pure state machine over the records of
 //! `__consumer_offsets` (Kafka's `GroupCoordinatorShard`): no I/O, no async, no clock. The
 //! broker hosts one [`GroupCoordinatorShard`] per `__consumer_offsets` partition it leads,
@@ -46,9 +51,11 @@
 //! ```
 //!
 //! Entry points (see [`GroupCoordinatorShard`]): `join_group`, `sync_group`, `heartbeat`,
-//! `leave_group`, `offset_commit`, `offset_fetch`, `offset_delete`, `delete_groups`,
-//! `list_groups`, `describe_group`, `consumer_group_heartbeat`, `consumer_group_describe`,
-//! `on_topics_changed`, `on_timer` / `next_deadline`, `replay` / `on_loaded`.
+//! `leave_group`, `offset_commit`, `txn_offset_commit`, `offset_fetch`, `offset_delete`,
+//! `delete_groups`, `list_groups`, `describe_group`, `consumer_group_heartbeat`,
+//! `consumer_group_describe`,
+//! `on_topics_changed`, `on_timer` / `next_deadline`, `replay` / `replay_transactional` /
+//! `replay_end_transaction` / `on_loaded`.
 
 pub mod assignor;
 mod classic;
@@ -61,6 +68,7 @@ pub mod records;
 mod shard;
 mod timer;
 mod topics;
+pub mod txn;
 
 pub use classic::ClassicState;
 pub use config::{ConfigError, GroupConfig};
@@ -71,5 +79,10 @@ pub use partition::{java_string_hash, partition_for};
 pub use records::{CoordinatorRecord, RecordKey, RecordValue};
 pub use shard::{
     ClientInfo, GroupCoordinatorShard, GroupType, Outcome, RequestToken, ShardResponse,
+    TransactionalWrite,
 };
 pub use topics::{TopicInfo, TopicsView};
+pub use txn::{
+    MarkerRequest, PartitionVerification, ProducerIdAllocator, TransactionCoordinatorShard,
+    TxnConfig, TxnOutcome, TxnRecord, TxnResponse, TxnResult, TxnState,
+};

@@ -3,8 +3,17 @@
 //! delete) applied through replay, so the live and the reloaded state are the same by
 //! construction.
 //!
+//! Transactional offsets (TxnOffsetCommit, after Kafka's `commitTransactionalOffset` and
+//! `replayEndTransactionMarker`) are the same `OffsetCommit` records written in a
+//! transactional batch of the producer: replayed with that producer id they stay *pending*,
+//! invisible to OffsetFetch (which answers UNSTABLE_OFFSET_COMMIT for them when asked for
+//! stable offsets), until the transaction's COMMIT marker materialises them or its ABORT
+//! marker drops them.
+//!
 //! Whether a topic exists is the broker's question: the shard answers every partition it is
 //! given, and the broker overrides the results for unknown topics.
+
+use std::collections::{BTreeMap, BTreeSet};
 
 use strom_protocol::ErrorCode;
 use strom_protocol::messages::offset_commit_response::{
@@ -20,15 +29,20 @@ use strom_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
     OffsetFetchResponseTopic, OffsetFetchResponseTopics,
 };
+use strom_protocol::messages::txn_offset_commit_response::{
+    TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
+};
 use strom_protocol::messages::{
     OffsetCommitRequest, OffsetCommitResponse, OffsetDeleteRequest, OffsetDeleteResponse,
-    OffsetFetchRequest, OffsetFetchResponse, TopicName,
+    OffsetFetchRequest, OffsetFetchResponse, TopicName, TxnOffsetCommitRequest,
+    TxnOffsetCommitResponse,
 };
 
 use crate::classic::{ClassicState, s};
 use crate::records::{CoordinatorRecord, OffsetCommitValue, RecordKey, RecordValue};
 use crate::shard::{
-    ClientInfo, Group, GroupCoordinatorShard, Outcome, RequestToken, ShardResponse, code_of,
+    ClientInfo, Group, GroupCoordinatorShard, Outcome, RequestToken, ShardResponse,
+    TransactionalWrite, code_of,
 };
 
 /// One committed offset.
@@ -39,6 +53,93 @@ pub(crate) struct OffsetEntry {
     pub(crate) metadata: String,
     pub(crate) commit_timestamp: i64,
     pub(crate) expire_timestamp: Option<i64>,
+    /// The position of the record in replay order (Kafka compares log offsets): when a
+    /// transaction commits, its offset replaces a committed one only if it was written later.
+    pub(crate) record_seq: u64,
+}
+
+/// Offsets of a group by partition.
+type GroupOffsets = BTreeMap<(String, i32), OffsetEntry>;
+
+/// Transactional offsets waiting for their transaction's marker.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct PendingOffsets {
+    /// By producer id, then group.
+    by_producer: BTreeMap<i64, BTreeMap<String, GroupOffsets>>,
+    /// The producers with pending offsets for each group.
+    open_by_group: BTreeMap<String, BTreeSet<i64>>,
+}
+
+impl PendingOffsets {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.by_producer.is_empty()
+    }
+
+    /// Whether some open transaction holds an offset of the group for this partition.
+    pub(crate) fn has(&self, group: &str, topic: &str, partition: i32) -> bool {
+        let key = (topic.to_string(), partition);
+        self.open_by_group.get(group).is_some_and(|pids| {
+            pids.iter().any(|pid| {
+                self.by_producer
+                    .get(pid)
+                    .and_then(|g| g.get(group))
+                    .is_some_and(|o| o.contains_key(&key))
+            })
+        })
+    }
+
+    /// Whether some open transaction committed offsets for the group.
+    pub(crate) fn has_group(&self, group: &str) -> bool {
+        self.open_by_group.contains_key(group)
+    }
+
+    /// The partitions of the group with a pending offset.
+    pub(crate) fn partitions_of(&self, group: &str) -> BTreeSet<(String, i32)> {
+        let mut out = BTreeSet::new();
+        for pid in self.open_by_group.get(group).into_iter().flatten() {
+            if let Some(o) = self.by_producer.get(pid).and_then(|g| g.get(group)) {
+                out.extend(o.keys().cloned());
+            }
+        }
+        out
+    }
+
+    fn insert(&mut self, producer_id: i64, group: &str, key: (String, i32), entry: OffsetEntry) {
+        self.by_producer
+            .entry(producer_id)
+            .or_default()
+            .entry(group.to_string())
+            .or_default()
+            .insert(key, entry);
+        self.open_by_group
+            .entry(group.to_string())
+            .or_default()
+            .insert(producer_id);
+    }
+
+    /// A tombstone deletes the partition's pending offsets too. As in Kafka the transactions
+    /// stay open for the group (their markers still close them).
+    fn remove(&mut self, group: &str, key: &(String, i32)) {
+        for pid in self.open_by_group.get(group).into_iter().flatten() {
+            if let Some(o) = self.by_producer.get_mut(pid).and_then(|g| g.get_mut(group)) {
+                o.remove(key);
+            }
+        }
+    }
+
+    /// Removes and returns everything pending for a producer.
+    fn take(&mut self, producer_id: i64) -> Option<BTreeMap<String, GroupOffsets>> {
+        let groups = self.by_producer.remove(&producer_id)?;
+        for group in groups.keys() {
+            if let Some(pids) = self.open_by_group.get_mut(group) {
+                pids.remove(&producer_id);
+                if pids.is_empty() {
+                    self.open_by_group.remove(group);
+                }
+            }
+        }
+        Some(groups)
+    }
 }
 
 /// Gives the timestamp an offset's retention counts from.
@@ -50,6 +151,7 @@ const DEFAULT_RETENTION: i64 = -1;
 impl GroupCoordinatorShard {
     pub(crate) fn replay_offset(
         &mut self,
+        producer_id: i64,
         group: &str,
         topic: &str,
         partition: i32,
@@ -57,6 +159,7 @@ impl GroupCoordinatorShard {
     ) {
         match value {
             Some(v) => {
+                self.replayed += 1;
                 // Offsets committed outside any group management create a "simple" group: an
                 // empty classic group without a protocol type, as in Kafka.
                 if !self.groups.contains_key(group) {
@@ -65,24 +168,59 @@ impl GroupCoordinatorShard {
                         Group::Classic(crate::classic::ClassicGroup::new(group.to_string(), -1)),
                     );
                 }
-                self.offsets.entry(group.to_string()).or_default().insert(
-                    (topic.to_string(), partition),
-                    OffsetEntry {
-                        offset: v.offset,
-                        leader_epoch: v.leader_epoch,
-                        metadata: v.metadata.clone(),
-                        commit_timestamp: v.commit_timestamp,
-                        expire_timestamp: v.expire_timestamp,
-                    },
-                );
+                let key = (topic.to_string(), partition);
+                let entry = OffsetEntry {
+                    offset: v.offset,
+                    leader_epoch: v.leader_epoch,
+                    metadata: v.metadata.clone(),
+                    commit_timestamp: v.commit_timestamp,
+                    expire_timestamp: v.expire_timestamp,
+                    record_seq: self.replayed,
+                };
+                if producer_id < 0 {
+                    self.offsets
+                        .entry(group.to_string())
+                        .or_default()
+                        .insert(key, entry);
+                } else {
+                    self.pending.insert(producer_id, group, key, entry);
+                }
             }
             None => {
+                self.pending.remove(group, &(topic.to_string(), partition));
                 if let Some(offsets) = self.offsets.get_mut(group) {
                     offsets.remove(&(topic.to_string(), partition));
                     if offsets.is_empty() {
                         self.offsets.remove(group);
                     }
                 }
+            }
+        }
+    }
+
+    /// Applies a COMMIT (`commit`) or ABORT control marker of `producer_id` found in the
+    /// partition: the producer's pending offsets become committed (unless a plain commit of
+    /// the same partition was written after them) or are dropped. Used live, once the broker
+    /// wrote a marker to this partition, and while loading.
+    pub fn replay_end_transaction(&mut self, producer_id: i64, commit: bool) {
+        let Some(groups) = self.pending.take(producer_id) else {
+            return;
+        };
+        if !commit {
+            return;
+        }
+        for (group, offsets) in groups {
+            for (key, entry) in offsets {
+                let committed = self.offsets.entry(group.clone()).or_default();
+                if committed
+                    .get(&key)
+                    .is_none_or(|e| e.record_seq < entry.record_seq)
+                {
+                    committed.insert(key, entry);
+                }
+            }
+            if self.offsets.get(&group).is_some_and(|o| o.is_empty()) {
+                self.offsets.remove(&group);
             }
         }
     }
@@ -223,13 +361,152 @@ impl GroupCoordinatorShard {
         out
     }
 
+    /// Kafka's TxnOffsetCommit validation (`validateTransactionalOffsetCommit`): like
+    /// OffsetCommit's, except that a classic group's rebalance state is not enforced, a
+    /// request without member id and generation (v0-v2) is accepted whatever the state, and a
+    /// KIP-848 member's wrong epoch is ILLEGAL_GENERATION.
+    fn validate_txn_offset_commit(
+        &self,
+        group_id: &str,
+        generation: i32,
+        member_id: &str,
+        instance: Option<&str>,
+    ) -> Result<(), ErrorCode> {
+        match self.groups.get(group_id) {
+            None if generation < 0 => Ok(()),
+            None => Err(ErrorCode::IllegalGeneration),
+            Some(Group::Classic(g)) => {
+                if g.state == ClassicState::Dead {
+                    return Err(ErrorCode::CoordinatorNotAvailable);
+                }
+                if generation < 0 && g.state == ClassicState::Empty {
+                    return Ok(());
+                }
+                if generation >= 0 || !member_id.is_empty() || instance.is_some() {
+                    g.validate_member(member_id, instance)?;
+                    if generation != g.generation {
+                        return Err(ErrorCode::IllegalGeneration);
+                    }
+                }
+                Ok(())
+            }
+            Some(Group::Consumer(g)) => {
+                if generation < 0 && g.members.is_empty() {
+                    return Ok(());
+                }
+                let member = g.members.get(member_id).ok_or(ErrorCode::UnknownMemberId)?;
+                if generation != member.member_epoch {
+                    return Err(ErrorCode::IllegalGeneration);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// TxnOffsetCommit: the offsets become `OffsetCommit` records of the producer's
+    /// transaction. The outcome's [`transactional`](Outcome::transactional) names the producer:
+    /// the broker appends the records as one transactional batch with that producer id and
+    /// epoch (after checking, as for any transactional produce, that this partition of
+    /// `__consumer_offsets` is in the producer's transaction), and answers once it is written.
+    /// The offsets stay pending until the transaction's marker reaches this partition.
+    /// Partitions of unknown or unauthorized topics are the broker's to answer.
+    pub fn txn_offset_commit(
+        &mut self,
+        now_ms: i64,
+        token: RequestToken,
+        version: i16,
+        request: &TxnOffsetCommitRequest,
+    ) -> Outcome {
+        self.ensure_expiration_timer(now_ms);
+        let mut out = Outcome::default();
+        let group_id = request.group_id.0.to_string();
+        let producer_id = request.producer_id.0;
+        let validation = if group_id.is_empty() {
+            Err(ErrorCode::InvalidGroupId)
+        } else if producer_id < 0 {
+            Err(ErrorCode::InvalidRequest)
+        } else {
+            // Member id, instance id and generation exist from v3; older requests carry the
+            // defaults (no member, generation -1).
+            let (generation, member_id, instance) = if version >= 3 {
+                (
+                    request.generation_id,
+                    request.member_id.to_string(),
+                    request.group_instance_id.as_ref().map(|i| i.to_string()),
+                )
+            } else {
+                (-1, String::new(), None)
+            };
+            self.validate_txn_offset_commit(&group_id, generation, &member_id, instance.as_deref())
+        };
+        let mut topics = Vec::with_capacity(request.topics.len());
+        for t in &request.topics {
+            let mut partitions = Vec::with_capacity(t.partitions.len());
+            for p in &t.partitions {
+                let metadata = p.committed_metadata.as_deref().unwrap_or("");
+                let code = match validation {
+                    Err(code) => Some(code),
+                    Ok(()) if metadata.len() > self.config.offset_metadata_max_bytes => {
+                        Some(ErrorCode::OffsetMetadataTooLarge)
+                    }
+                    Ok(()) => {
+                        let record = CoordinatorRecord::new(
+                            RecordKey::OffsetCommit {
+                                group: group_id.clone(),
+                                topic: t.name.0.to_string(),
+                                partition: p.partition_index,
+                            },
+                            RecordValue::OffsetCommit(OffsetCommitValue {
+                                offset: p.committed_offset,
+                                leader_epoch: if version >= 2 {
+                                    p.committed_leader_epoch
+                                } else {
+                                    -1
+                                },
+                                metadata: metadata.to_string(),
+                                commit_timestamp: now_ms,
+                                expire_timestamp: None,
+                            }),
+                        );
+                        self.replay_transactional(producer_id, &record);
+                        out.records.push(record);
+                        None
+                    }
+                };
+                partitions.push(
+                    TxnOffsetCommitResponsePartition::default()
+                        .with_partition_index(p.partition_index)
+                        .with_error_code(code_of(code)),
+                );
+            }
+            topics.push(
+                TxnOffsetCommitResponseTopic::default()
+                    .with_name(t.name.clone())
+                    .with_partitions(partitions),
+            );
+        }
+        if !out.records.is_empty() {
+            out.transactional = Some(TransactionalWrite {
+                transactional_id: request.transactional_id.0.to_string(),
+                producer_id,
+                producer_epoch: request.producer_epoch,
+            });
+        }
+        out.responses.push((
+            token,
+            ShardResponse::TxnOffsetCommit(TxnOffsetCommitResponse::default().with_topics(topics)),
+        ));
+        out
+    }
+
     /// OffsetFetch for one group (the v8+ per-group form; [`offset_fetch_groups`] converts
-    /// older requests). `topics: None` means every committed partition of the group. With no
-    /// pending transactional offsets yet, `require_stable` changes nothing.
+    /// older requests). `topics: None` means every committed partition of the group. Pending
+    /// transactional offsets are never returned; with `require_stable` (v7+) a partition that
+    /// has one answers UNSTABLE_OFFSET_COMMIT instead of its committed offset, as Kafka.
     pub fn offset_fetch(
         &self,
         request: &OffsetFetchRequestGroup,
-        _require_stable: bool,
+        require_stable: bool,
     ) -> OffsetFetchResponseGroup {
         let group_id = request.group_id.0.to_string();
         let mut response =
@@ -253,6 +530,14 @@ impl GroupCoordinatorShard {
         }
         let offsets = self.offsets.get(&group_id);
         let partition = |topic: &str, p: i32| {
+            if require_stable && self.pending.has(&group_id, topic, p) {
+                return OffsetFetchResponsePartitions::default()
+                    .with_partition_index(p)
+                    .with_committed_offset(-1)
+                    .with_committed_leader_epoch(-1)
+                    .with_metadata(Some(s("")))
+                    .with_error_code(ErrorCode::UnstableOffsetCommit.code());
+            }
             let e = offsets.and_then(|o| o.get(&(topic.to_string(), p)));
             OffsetFetchResponsePartitions::default()
                 .with_partition_index(p)
@@ -338,10 +623,13 @@ impl GroupCoordinatorShard {
                 let code = if subscribed {
                     Some(ErrorCode::GroupSubscribedToTopic)
                 } else {
+                    // A pending transactional offset is deleted too (Kafka writes the
+                    // tombstone if either exists).
                     let has = self
                         .offsets
                         .get(&group_id)
-                        .is_some_and(|o| o.contains_key(&(topic.clone(), p.partition_index)));
+                        .is_some_and(|o| o.contains_key(&(topic.clone(), p.partition_index)))
+                        || self.pending.has(&group_id, &topic, p.partition_index);
                     if has {
                         self.emit(
                             &mut out,
@@ -373,13 +661,15 @@ impl GroupCoordinatorShard {
         out
     }
 
-    /// Tombstones for every offset of a group (DeleteGroups).
+    /// Tombstones for every offset of a group (DeleteGroups), committed or pending (one
+    /// tombstone per partition).
     pub(crate) fn delete_offsets_of(&mut self, group_id: &str, out: &mut Outcome) {
-        let keys: Vec<(String, i32)> = self
+        let mut keys: BTreeSet<(String, i32)> = self
             .offsets
             .get(group_id)
             .map(|o| o.keys().cloned().collect())
             .unwrap_or_default();
+        keys.extend(self.pending.partitions_of(group_id));
         for (topic, partition) in keys {
             self.emit(
                 out,
@@ -437,7 +727,10 @@ impl GroupCoordinatorShard {
                         Some(Group::Consumer(g)) => g.is_subscribed_to(topic),
                         None => false,
                     };
+                    // An offset with a pending transactional offset for its partition does not
+                    // expire yet.
                     let is_expired = !subscribed
+                        && !self.pending.has(&group_id, topic, *partition)
                         && match e.expire_timestamp {
                             Some(at) => now >= at,
                             None => now.saturating_sub(base(e)) >= retention,
@@ -460,7 +753,11 @@ impl GroupCoordinatorShard {
                     }),
                 );
             }
-            if all_expired && self.groups.get(&group_id).is_some_and(|g| g.is_empty()) {
+            // A group with open transactions is kept.
+            if all_expired
+                && !self.pending.has_group(&group_id)
+                && self.groups.get(&group_id).is_some_and(|g| g.is_empty())
+            {
                 self.delete_group_records(&group_id, out);
             }
         }

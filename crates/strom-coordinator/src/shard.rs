@@ -13,13 +13,14 @@ use strom_protocol::messages::list_groups_response::ListedGroup;
 use strom_protocol::messages::{
     ConsumerGroupHeartbeatResponse, GroupId, HeartbeatResponse, JoinGroupResponse,
     LeaveGroupResponse, OffsetCommitResponse, OffsetDeleteResponse, SyncGroupResponse,
+    TxnOffsetCommitResponse,
 };
 use tracing::warn;
 
 use crate::classic::{ClassicGroup, ClassicState, s};
 use crate::config::GroupConfig;
 use crate::consumer::ConsumerGroup;
-use crate::offsets::OffsetEntry;
+use crate::offsets::{OffsetEntry, PendingOffsets};
 use crate::records::{CoordinatorRecord, RecordKey, RecordValue};
 use crate::timer::{TimerKey, Timers};
 
@@ -49,6 +50,7 @@ pub enum ShardResponse {
     Heartbeat(HeartbeatResponse),
     LeaveGroup(LeaveGroupResponse),
     OffsetCommit(OffsetCommitResponse),
+    TxnOffsetCommit(TxnOffsetCommitResponse),
     OffsetDelete(OffsetDeleteResponse),
     /// One result per group given to [`GroupCoordinatorShard::delete_groups`], in order.
     DeleteGroups(Vec<DeletableGroupResult>),
@@ -62,6 +64,18 @@ pub enum ShardResponse {
 pub struct Outcome {
     pub records: Vec<CoordinatorRecord>,
     pub responses: Vec<(RequestToken, ShardResponse)>,
+    /// Set by TxnOffsetCommit only: the records must be appended as one *transactional*
+    /// batch of this producer (its id and epoch in the batch header, the transactional
+    /// attribute set), so that the COMMIT or ABORT marker of the transaction settles them.
+    pub transactional: Option<TransactionalWrite>,
+}
+
+/// The producer a transactional batch of coordinator records is written for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransactionalWrite {
+    pub transactional_id: String,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
 }
 
 impl Outcome {
@@ -69,8 +83,13 @@ impl Outcome {
         self.records.is_empty() && self.responses.is_empty()
     }
 
-    /// Appends another outcome (records keep their order).
+    /// Appends another outcome (records keep their order). Transactional outcomes are never
+    /// merged with others: they go to the log in a batch of their own.
     pub fn extend(&mut self, other: Outcome) {
+        debug_assert!(
+            self.transactional.is_none() && other.transactional.is_none(),
+            "a transactional outcome cannot be merged"
+        );
         self.records.extend(other.records);
         self.responses.extend(other.responses);
     }
@@ -133,6 +152,12 @@ pub struct GroupCoordinatorShard {
     pub(crate) groups: BTreeMap<String, Group>,
     /// Committed offsets by group, then (topic, partition).
     pub(crate) offsets: BTreeMap<String, BTreeMap<(String, i32), OffsetEntry>>,
+    /// Transactional offsets not settled by a marker yet, by producer id (Kafka's
+    /// `pendingTransactionalOffsets`, with `openTransactionsByGroup` as its index).
+    pub(crate) pending: PendingOffsets,
+    /// Counts replayed offset records: the position of a record in the log (up to a constant),
+    /// which decides between a committed offset and a transactional one that commits later.
+    pub(crate) replayed: u64,
     pub(crate) timers: Timers,
 }
 
@@ -142,6 +167,8 @@ impl GroupCoordinatorShard {
             config,
             groups: BTreeMap::new(),
             offsets: BTreeMap::new(),
+            pending: PendingOffsets::default(),
+            replayed: 0,
             timers: Timers::default(),
         }
     }
@@ -150,9 +177,9 @@ impl GroupCoordinatorShard {
         &self.config
     }
 
-    /// True when the shard holds no group and no offset.
+    /// True when the shard holds no group and no offset, committed or pending.
     pub fn is_empty(&self) -> bool {
-        self.groups.is_empty() && self.offsets.is_empty()
+        self.groups.is_empty() && self.offsets.is_empty() && self.pending.is_empty()
     }
 
     /// Ids of all groups of this shard.
@@ -161,8 +188,17 @@ impl GroupCoordinatorShard {
     }
 
     /// Applies one record of the partition. Used while loading, and live for every record
-    /// about offsets and KIP-848 groups.
+    /// about offsets and KIP-848 groups. Records of transactional batches go through
+    /// [`replay_transactional`](Self::replay_transactional) instead.
     pub fn replay(&mut self, record: &CoordinatorRecord) {
+        self.replay_transactional(-1, record);
+    }
+
+    /// Applies one record that came in a batch of `producer_id` (-1 for a batch without a
+    /// producer, which is [`replay`](Self::replay)). An offset commit of a transactional batch
+    /// stays pending, invisible to OffsetFetch, until the producer's COMMIT or ABORT marker is
+    /// replayed with [`replay_end_transaction`](Self::replay_end_transaction).
+    pub fn replay_transactional(&mut self, producer_id: i64, record: &CoordinatorRecord) {
         match (&record.key, &record.value) {
             (
                 RecordKey::OffsetCommit {
@@ -177,7 +213,7 @@ impl GroupCoordinatorShard {
                     None => None,
                     Some(_) => return,
                 };
-                self.replay_offset(group, topic, *partition, value);
+                self.replay_offset(producer_id, group, topic, *partition, value);
             }
             (RecordKey::GroupMetadata { group }, Some(RecordValue::GroupMetadata(v))) => {
                 if let Some(Group::Consumer(_)) = self.groups.get(group) {

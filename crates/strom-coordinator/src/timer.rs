@@ -24,28 +24,38 @@ pub(crate) enum TimerKey {
 }
 
 /// Deadlines ordered by time, then by key (so two timers due at the same instant always fire
-/// in the same order: handling stays deterministic).
-#[derive(Debug, Default, Clone)]
-pub(crate) struct Timers {
-    by_key: BTreeMap<TimerKey, i64>,
-    queue: BTreeSet<(i64, TimerKey)>,
+/// in the same order: handling stays deterministic). The group shard keys them by [`TimerKey`];
+/// the transaction shard has keys of its own.
+#[derive(Debug, Clone)]
+pub(crate) struct Timers<K = TimerKey> {
+    by_key: BTreeMap<K, i64>,
+    queue: BTreeSet<(i64, K)>,
 }
 
-impl Timers {
-    pub(crate) fn schedule(&mut self, key: TimerKey, deadline: i64) {
+impl<K> Default for Timers<K> {
+    fn default() -> Self {
+        Self {
+            by_key: BTreeMap::new(),
+            queue: BTreeSet::new(),
+        }
+    }
+}
+
+impl<K: Ord + Clone> Timers<K> {
+    pub(crate) fn schedule(&mut self, key: K, deadline: i64) {
         if let Some(old) = self.by_key.insert(key.clone(), deadline) {
             self.queue.remove(&(old, key.clone()));
         }
         self.queue.insert((deadline, key));
     }
 
-    pub(crate) fn cancel(&mut self, key: &TimerKey) {
+    pub(crate) fn cancel(&mut self, key: &K) {
         if let Some(old) = self.by_key.remove(key) {
             self.queue.remove(&(old, key.clone()));
         }
     }
 
-    pub(crate) fn contains(&self, key: &TimerKey) -> bool {
+    pub(crate) fn contains(&self, key: &K) -> bool {
         self.by_key.contains_key(key)
     }
 
@@ -54,7 +64,7 @@ impl Timers {
     }
 
     /// Removes and returns the earliest timer due at `now`, if any.
-    pub(crate) fn pop_due(&mut self, now: i64) -> Option<TimerKey> {
+    pub(crate) fn pop_due(&mut self, now: i64) -> Option<K> {
         let (deadline, _) = self.queue.first()?;
         if *deadline > now {
             return None;

@@ -25,7 +25,7 @@
 //! decode to `Ok(None)` so that the loader skips them, as Kafka skips record types it does not
 //! know.
 
-mod wire;
+pub(crate) mod wire;
 
 use bytes::Bytes;
 use uuid::Uuid;

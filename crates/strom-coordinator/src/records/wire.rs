@@ -155,6 +155,11 @@ impl<'a> Reader<'a> {
         Ok(n)
     }
 
+    /// Skips `n` bytes (a tagged field the reader does not use).
+    pub(crate) fn skip(&mut self, n: usize) -> Result<(), CodecError> {
+        self.take(n).map(|_| ())
+    }
+
     /// Reads the tagged-field section of a flexible struct and skips every field. None of the
     /// tagged fields of the records strom reads changes its state (the only one, the
     /// `ClassicMemberMetadata` of a consumer-group member, belongs to online migration from the

@@ -74,6 +74,10 @@ pub struct H {
     pub now: i64,
     next: u64,
     pub log: Vec<CoordinatorRecord>,
+    /// The producer id of the batch each record of `log` was written in (-1: none).
+    pub producers: Vec<i64>,
+    /// Control markers written to the partition: (records before it, producer id, commit).
+    pub markers: Vec<(usize, i64, bool)>,
     versions: BTreeMap<RequestToken, (ApiKey, i16)>,
     /// Every response delivered, by token.
     pub delivered: BTreeMap<RequestToken, ShardResponse>,
@@ -90,6 +94,8 @@ impl H {
             now: 1_000_000,
             next: 0,
             log: Vec::new(),
+            producers: Vec::new(),
+            markers: Vec::new(),
             versions: BTreeMap::new(),
             delivered: BTreeMap::new(),
         }
@@ -104,7 +110,9 @@ impl H {
 
     /// Writes the records (through the codec, as the broker would) and delivers responses.
     pub fn apply(&mut self, out: Outcome) -> Vec<(RequestToken, ShardResponse)> {
+        let producer = out.transactional.as_ref().map_or(-1, |t| t.producer_id);
         for r in &out.records {
+            self.producers.push(producer);
             let (k, v) = r.encode();
             let back = CoordinatorRecord::decode(&k, v.as_deref())
                 .unwrap()
@@ -121,6 +129,7 @@ impl H {
                 ShardResponse::Heartbeat(r) => r.encode(&mut buf, version),
                 ShardResponse::LeaveGroup(r) => r.encode(&mut buf, version),
                 ShardResponse::OffsetCommit(r) => r.encode(&mut buf, version),
+                ShardResponse::TxnOffsetCommit(r) => r.encode(&mut buf, version),
                 ShardResponse::OffsetDelete(r) => r.encode(&mut buf, version),
                 ShardResponse::DeleteGroups(r) => DeleteGroupsResponse::default()
                     .with_results(r.clone())
@@ -134,6 +143,12 @@ impl H {
             );
         }
         out.responses
+    }
+
+    /// A COMMIT (`commit`) or ABORT marker of `producer_id` written to the partition.
+    pub fn marker(&mut self, producer_id: i64, commit: bool) {
+        self.shard.replay_end_transaction(producer_id, commit);
+        self.markers.push((self.log.len(), producer_id, commit));
     }
 
     pub fn advance(&mut self, ms: i64) -> Vec<(RequestToken, ShardResponse)> {
@@ -404,8 +419,15 @@ impl H {
     /// A fresh shard loaded from everything written so far.
     pub fn replayed(&self) -> GroupCoordinatorShard {
         let mut s = GroupCoordinatorShard::new(self.shard.config().clone());
-        for r in &self.log {
-            s.replay(r);
+        let mut markers = self.markers.iter().peekable();
+        for (i, r) in self.log.iter().enumerate() {
+            while let Some((_, pid, commit)) = markers.next_if(|m| m.0 == i) {
+                s.replay_end_transaction(*pid, *commit);
+            }
+            s.replay_transactional(self.producers[i], r);
+        }
+        for (_, pid, commit) in markers {
+            s.replay_end_transaction(*pid, *commit);
         }
         s.on_loaded(self.now);
         s

@@ -330,6 +330,76 @@ pub fn patched_header(
     head
 }
 
+/// Control record type of an ABORT transaction marker (Kafka's `ControlRecordType.ABORT`).
+pub const CONTROL_TYPE_ABORT: i16 = 0;
+/// Control record type of a COMMIT transaction marker (Kafka's `ControlRecordType.COMMIT`).
+pub const CONTROL_TYPE_COMMIT: i16 = 1;
+/// Size of a transaction marker batch: the header and its one 17-byte control record.
+pub const END_TXN_MARKER_BATCH_LEN: usize = HEADER_LEN + 17;
+
+/// A transaction marker (Kafka's `EndTransactionMarker`), which the transaction coordinator has
+/// the partition leaders write (WriteTxnMarkers) to end a producer's transaction on each
+/// partition: read_committed consumers and the last stable offset move on only when they see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EndTxnMarker {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    /// Epoch of the coordinator that decided the outcome: a partition refuses markers from an
+    /// older coordinator epoch than the last one it saw for the producer (a zombie coordinator).
+    pub coordinator_epoch: i32,
+    /// COMMIT (control type 1) when true, ABORT (0) when false.
+    pub commit: bool,
+    /// The batch's base and max timestamp (CreateTime).
+    pub timestamp: i64,
+}
+
+impl EndTxnMarker {
+    /// The control type the marker's record key carries.
+    pub fn control_type(&self) -> i16 {
+        if self.commit {
+            CONTROL_TYPE_COMMIT
+        } else {
+            CONTROL_TYPE_ABORT
+        }
+    }
+
+    /// The v2 batch Kafka's `MemoryRecords.withEndTransactionMarker` builds: base offset 0,
+    /// partition leader epoch -1 (both set on append), attributes transactional | control,
+    /// CreateTime, uncompressed, base sequence -1, and one record whose key is
+    /// `(version i16 = 0, type i16)` and whose value is `(version i16 = 0, coordinator_epoch
+    /// i32)`, with a valid CRC-32C. Byte for byte what Kafka writes, so every client and tool
+    /// recognises it.
+    pub fn to_batch(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(END_TXN_MARKER_BATCH_LEN);
+        out.extend_from_slice(&0i64.to_be_bytes()); // base offset
+        out.extend_from_slice(&((END_TXN_MARKER_BATCH_LEN - LOG_OVERHEAD) as i32).to_be_bytes());
+        out.extend_from_slice(&(-1i32).to_be_bytes()); // partition leader epoch
+        out.push(CURRENT_MAGIC as u8);
+        out.extend_from_slice(&[0; 4]); // CRC, below
+        out.extend_from_slice(&(TRANSACTIONAL_MASK | CONTROL_MASK).to_be_bytes());
+        out.extend_from_slice(&0i32.to_be_bytes()); // last offset delta
+        out.extend_from_slice(&self.timestamp.to_be_bytes());
+        out.extend_from_slice(&self.timestamp.to_be_bytes());
+        out.extend_from_slice(&self.producer_id.to_be_bytes());
+        out.extend_from_slice(&self.producer_epoch.to_be_bytes());
+        out.extend_from_slice(&(-1i32).to_be_bytes()); // base sequence
+        out.extend_from_slice(&1i32.to_be_bytes()); // records count
+        // The record: length 16, attributes 0, timestamp delta 0, offset delta 0 (zig-zag
+        // varints), key of 4 bytes, value of 6 bytes, no headers.
+        out.extend_from_slice(&[0x20, 0x00, 0x00, 0x00, 0x08]);
+        out.extend_from_slice(&0i16.to_be_bytes());
+        out.extend_from_slice(&self.control_type().to_be_bytes());
+        out.push(0x0c);
+        out.extend_from_slice(&0i16.to_be_bytes());
+        out.extend_from_slice(&self.coordinator_epoch.to_be_bytes());
+        out.push(0x00);
+        debug_assert_eq!(out.len(), END_TXN_MARKER_BATCH_LEN);
+        let crc = compute_crc(&out);
+        out[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+        out
+    }
+}
+
 /// Iterates over the batches laid end to end in `buf` (a log segment or a fetch response),
 /// yielding each header with its whole batch. Checks framing only, not CRCs. A trailing partial
 /// batch (a fetch cut at `max_bytes`, or a torn write) yields one `Truncated` error and ends.
@@ -850,5 +920,49 @@ pub(crate) mod tests {
             Err(BatchError::Truncated { .. })
         ));
         assert!(it.next().is_none());
+    }
+    #[test]
+    fn end_txn_marker_is_kafkas_control_batch() {
+        let marker = EndTxnMarker {
+            producer_id: 4242,
+            producer_epoch: 7,
+            coordinator_epoch: 3,
+            commit: true,
+            timestamp: NOW,
+        };
+        let bytes = marker.to_batch();
+        assert_eq!(bytes.len(), END_TXN_MARKER_BATCH_LEN);
+        let h = BatchHeader::parse(&bytes).unwrap();
+        verify_crc(&h, &bytes).unwrap();
+        assert!(h.is_control() && h.is_transactional());
+        assert_eq!(h.compression(), Some(Compression::None));
+        assert_eq!(h.timestamp_type(), TimestampType::CreateTime);
+        assert_eq!(
+            (h.producer_id, h.producer_epoch, h.base_sequence),
+            (4242, 7, -1)
+        );
+        assert_eq!((h.last_offset_delta, h.records_count), (0, 1));
+        assert_eq!((h.base_timestamp, h.max_timestamp), (NOW, NOW));
+        // The record as Kafka's `DefaultRecord` writes it.
+        assert_eq!(
+            &bytes[HEADER_LEN..],
+            &[0x20, 0, 0, 0, 0x08, 0, 0, 0, 1, 0x0c, 0, 0, 0, 0, 0, 3, 0]
+        );
+        // And a generic decoder reads it as a control record with that key and value.
+        let mut buf = bytes::Bytes::from(bytes);
+        let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut buf).unwrap();
+        let record = &set.records[0];
+        assert!(record.control && record.transactional);
+        assert_eq!(record.key.as_deref(), Some(&[0u8, 0, 0, 1][..]));
+        assert_eq!(record.value.as_deref(), Some(&[0u8, 0, 0, 0, 0, 3][..]));
+        assert_eq!(record.producer_id, 4242);
+
+        let abort = EndTxnMarker {
+            commit: false,
+            ..marker
+        }
+        .to_batch();
+        assert_eq!(&abort[HEADER_LEN + 5..HEADER_LEN + 9], &[0, 0, 0, 0]);
+        verify_crc(&BatchHeader::parse(&abort).unwrap(), &abort).unwrap();
     }
 }

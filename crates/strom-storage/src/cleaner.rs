@@ -24,6 +24,13 @@
 //! timestamp); a later cleaning after the horizon drops the tombstone. The last batch of every
 //! live idempotent producer is kept, emptied if need be, so its sequence state survives; so is the
 //! last batch below the cleaning round's end.
+//!
+//! Transactions follow Kafka's `CleanedTransactionMetadata`: the records of aborted transactions
+//! (known from the `.txnindex` files) never enter the key map and are dropped; a transaction
+//! marker stays while any batch of its transaction remains, then gets a delete horizon the same
+//! way tombstones do and goes at the first cleaning after it. An ABORT marker that stays keeps
+//! its entry in the cleaned segment's `.txnindex`. Nothing at or past the first unstable offset
+//! (an open transaction, or one whose marker is not replicated) is cleaned.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, Hasher};
@@ -35,8 +42,9 @@ use std::time::{Duration, Instant};
 use strom_protocol::batch::{BatchHeader, HEADER_LEN};
 
 use crate::log::{CleanableSegment, CleaningView};
-use crate::records::{self, ControlType, RecordsSection};
+use crate::records::{self, ControlMarker, ControlType, RecordsSection};
 use crate::segment::{BatchScanner, CLEANED_SUFFIX, ScanError, Segment};
+use crate::txn_index::AbortedTxn;
 use crate::{CleanerConfig, Log, LogManager, StorageError, TopicPartition};
 
 /// Bytes per offset map entry as Kafka counts them (16-byte key hash + 8-byte offset): the
@@ -274,9 +282,88 @@ pub(crate) fn cleanable(view: &CleaningView, checkpoint: Option<i64>, now_ms: i6
     }
 }
 
-/// Reads the dirty section into `map` (Kafka's `buildOffsetMap`). Records of a transaction enter
-/// the map only when its COMMIT marker is read, so an aborted value never shadows a committed
-/// one. Returns the offset after the last one mapped.
+/// Kafka's `CleanedTransactionMetadata`: follows the transactions through the batches of a
+/// cleaning, in offset order, to tell aborted records from committed ones and to decide when a
+/// marker may go.
+#[derive(Debug)]
+struct TxnTracker<'a> {
+    /// Aborted transactions by first offset, consumed as the batches reach them.
+    aborted: Vec<&'a AbortedTxn>,
+    next: usize,
+    /// Aborted transactions begun and not yet closed by their marker, by producer, with the
+    /// last offset of a batch of theirs seen in this cleaning.
+    ongoing_aborted: HashMap<i64, (AbortedTxn, Option<i64>)>,
+    /// Producers with a batch of a (committed) transaction seen since their last marker.
+    ongoing_committed: HashSet<i64>,
+}
+
+impl<'a> TxnTracker<'a> {
+    /// For a walk from `start`: transactions whose marker is below it are over.
+    fn new(aborted: &'a [AbortedTxn], start: i64) -> Self {
+        Self {
+            aborted: aborted.iter().filter(|t| t.last_offset >= start).collect(),
+            next: 0,
+            ongoing_aborted: HashMap::new(),
+            ongoing_committed: HashSet::new(),
+        }
+    }
+
+    fn consume_up_to(&mut self, offset: i64) {
+        while let Some(&txn) = self.aborted.get(self.next) {
+            if txn.first_offset > offset {
+                break;
+            }
+            self.ongoing_aborted
+                .entry(txn.producer_id)
+                .or_insert((*txn, None));
+            self.next += 1;
+        }
+    }
+
+    /// Kafka's `onBatchRead`: whether the (data) batch belongs to an aborted transaction.
+    fn on_batch_read(&mut self, h: &BatchHeader) -> bool {
+        self.consume_up_to(h.last_offset());
+        if !h.is_transactional() || !h.has_producer_id() {
+            return false;
+        }
+        match self.ongoing_aborted.get_mut(&h.producer_id) {
+            Some((_, last_seen)) => {
+                *last_seen = Some(h.last_offset());
+                true
+            }
+            None => {
+                self.ongoing_committed.insert(h.producer_id);
+                false
+            }
+        }
+    }
+
+    /// Kafka's `onControlBatchRead`: whether the marker may be discarded (no batch of its
+    /// transaction is left), and for an ABORT marker that stays, its `.txnindex` entry.
+    fn on_control_batch_read(
+        &mut self,
+        h: &BatchHeader,
+        marker: Option<ControlMarker>,
+    ) -> (bool, Option<AbortedTxn>) {
+        self.consume_up_to(h.last_offset());
+        // An empty control batch was cleaned before: nothing depends on it.
+        let Some(marker) = marker else {
+            return (true, None);
+        };
+        match marker.kind {
+            ControlType::Abort => match self.ongoing_aborted.remove(&h.producer_id) {
+                Some((txn, Some(_))) => (false, Some(txn)),
+                _ => (true, None),
+            },
+            ControlType::Commit => (!self.ongoing_committed.remove(&h.producer_id), None),
+            ControlType::Other(_) => (false, None),
+        }
+    }
+}
+
+/// Reads the dirty section into `map` (Kafka's `buildOffsetMap`). Records of aborted
+/// transactions stay out of the map, so an aborted value never shadows a committed one.
+/// Returns the offset after the last one mapped.
 fn build_offset_map(
     view: &CleaningView,
     range: &Cleanable,
@@ -293,7 +380,7 @@ fn build_offset_map(
         .enumerate()
         .filter(|&(i, s)| s.base_offset < end && segment_end(view, i) > start)
         .collect();
-    let mut pending_txn: HashMap<i64, Vec<(Vec<u8>, i64)>> = HashMap::new();
+    let mut txns = TxnTracker::new(&view.aborted, start);
     let mut full = false;
     'segments: for (i, segment) in dirty {
         let span = &segment.span;
@@ -321,20 +408,12 @@ fn build_offset_map(
                 .map_err(|e| StorageError::io(&*span.path, e))?;
             stats.bytes_read += bytes.len() as u64;
             if header.is_control() {
-                if header.has_producer_id()
-                    && let Some(marker) = records::control_marker(bytes)
-                {
-                    let entries = pending_txn.remove(&header.producer_id).unwrap_or_default();
-                    if marker.kind == ControlType::Commit {
-                        for (key, offset) in entries {
-                            if map.is_full() {
-                                full = true;
-                                break 'segments;
-                            }
-                            map.put(&key, offset);
-                        }
-                    }
-                }
+                txns.on_control_batch_read(&header, records::control_marker(bytes));
+                map.update_latest_offset(header.last_offset());
+                continue;
+            }
+            if txns.on_batch_read(&header) {
+                stats.messages_read += u64::from(header.records_count.max(0) as u32);
                 map.update_latest_offset(header.last_offset());
                 continue;
             }
@@ -344,13 +423,6 @@ fn build_offset_map(
                 stats.messages_read += 1;
                 let Some(key) = record.key else { continue };
                 if record.offset < start {
-                    continue;
-                }
-                if header.is_transactional() && header.has_producer_id() {
-                    pending_txn
-                        .entry(header.producer_id)
-                        .or_default()
-                        .push((key.to_vec(), record.offset));
                     continue;
                 }
                 if map.is_full() {
@@ -432,6 +504,15 @@ struct Filter<'a> {
     now_ms: i64,
     /// The round's end: its last batch is kept even when empty.
     upper_bound: i64,
+    /// The transactions, followed across the whole round (all its groups, in offset order).
+    txns: TxnTracker<'a>,
+}
+
+/// What to write for one stored batch.
+struct Kept {
+    bytes: Vec<u8>,
+    /// The `.txnindex` entry of a kept ABORT marker.
+    aborted: Option<AbortedTxn>,
 }
 
 impl Filter<'_> {
@@ -448,25 +529,64 @@ impl Filter<'_> {
                 })
     }
 
-    /// The bytes to keep for one stored batch (`None`: drop it).
-    fn filter(
-        &self,
+    /// The delete horizon a batch gets when it first keeps something that must go later.
+    fn new_horizon(&self) -> i64 {
+        self.now_ms
+            .saturating_add(self.view.config.delete_retention_ms.max(0))
+    }
+
+    /// Kafka's `checkBatchRetention` for a transaction marker: kept while its transaction has
+    /// batches left; then it gets a delete horizon, and goes once that has passed (emptied
+    /// instead when it carries the producer's last epoch).
+    fn filter_control(
+        &mut self,
         bytes: &[u8],
         h: &BatchHeader,
         stats: &mut CleanStats,
-    ) -> Result<Option<Vec<u8>>, String> {
-        if h.is_control() {
-            // Transaction markers are kept (see docs/differences.md).
-            stats.messages_retained += u64::from(h.records_count.max(0) as u32);
-            return Ok(Some(bytes.to_vec()));
+    ) -> Result<Option<Kept>, String> {
+        let marker = records::control_marker(bytes);
+        let (can_discard, aborted) = self.txns.on_control_batch_read(h, marker);
+        let horizon = records::delete_horizon(h);
+        let discard = can_discard && horizon.is_some_and(|at| at <= self.now_ms);
+        if discard || h.records_count <= 0 {
+            let keep_empty = self.last_of_live_producer(h) || h.next_offset() == self.upper_bound;
+            return Ok(keep_empty.then(|| Kept {
+                bytes: records::empty_batch(h),
+                aborted: None,
+            }));
         }
+        stats.messages_retained += u64::from(h.records_count.max(0) as u32);
+        let bytes = if can_discard && horizon.is_none() {
+            let section = RecordsSection::new(bytes)?;
+            let records = section.records()?;
+            records::rebuild_batch(h, &records, Some(self.new_horizon()))?
+        } else {
+            bytes.to_vec()
+        };
+        Ok(Some(Kept { bytes, aborted }))
+    }
+
+    /// The bytes to keep for one stored batch (`None`: drop it).
+    fn filter(
+        &mut self,
+        bytes: &[u8],
+        h: &BatchHeader,
+        stats: &mut CleanStats,
+    ) -> Result<Option<Kept>, String> {
+        if h.is_control() {
+            return self.filter_control(bytes, h, stats);
+        }
+        let aborted = self.txns.on_batch_read(h);
         let section = RecordsSection::new(bytes)?;
         let records = section.records()?;
         let horizon = records::delete_horizon(h);
         let retain_deletes = horizon.is_none_or(|at| self.now_ms < at);
         let mut retained = Vec::with_capacity(records.len());
         for record in &records {
-            let keep = if record.offset > self.map.latest_offset {
+            let keep = if aborted {
+                // Records of an aborted transaction go, whatever their offset.
+                false
+            } else if record.offset > self.map.latest_offset {
                 true
             } else if let Some(key) = record.key {
                 let latest = record.offset >= self.map.get(key);
@@ -484,24 +604,31 @@ impl Filter<'_> {
             }
         }
         stats.messages_retained += retained.len() as u64;
+        let kept = |bytes| {
+            Some(Kept {
+                bytes,
+                aborted: None,
+            })
+        };
         if retained.is_empty() {
             let keep_empty = self.last_of_live_producer(h) || h.next_offset() == self.upper_bound;
-            return Ok(keep_empty.then(|| records::empty_batch(h)));
+            return Ok(if keep_empty {
+                kept(records::empty_batch(h))
+            } else {
+                None
+            });
         }
         let has_tombstones = retained.iter().any(|r| r.value.is_none());
         let set_horizon = has_tombstones && horizon.is_none();
         if retained.len() == records.len() && !set_horizon {
-            return Ok(Some(bytes.to_vec()));
+            return Ok(kept(bytes.to_vec()));
         }
         let new_horizon = if set_horizon {
-            Some(
-                self.now_ms
-                    .saturating_add(self.view.config.delete_retention_ms.max(0)),
-            )
+            Some(self.new_horizon())
         } else {
             horizon
         };
-        records::rebuild_batch(h, &retained, new_horizon).map(Some)
+        records::rebuild_batch(h, &retained, new_horizon).map(kept)
     }
 }
 
@@ -521,7 +648,7 @@ fn clean_group(
     log: &Log,
     view: &CleaningView,
     group: &[usize],
-    filter: &Filter<'_>,
+    filter: &mut Filter<'_>,
     stats: &mut CleanStats,
     stop: &AtomicBool,
 ) -> Result<Result<(), Aborted>, StorageError> {
@@ -565,12 +692,13 @@ fn clean_group(
 fn write_group(
     view: &CleaningView,
     group: &[usize],
-    filter: &Filter<'_>,
+    filter: &mut Filter<'_>,
     stats: &mut CleanStats,
     stop: &AtomicBool,
     cleaned: &mut Segment,
 ) -> Result<Result<(), Aborted>, StorageError> {
     let interval = view.config.index_interval_bytes;
+    let mut last_indexed = i64::MIN;
     for &i in group {
         let span = &view.segments[i].span;
         let mut scanner = BatchScanner::new(&span.file, 0, span.end, view_io_chunk(view));
@@ -590,13 +718,29 @@ fn write_group(
                 .batch_bytes(pos, &header)
                 .map_err(|e| StorageError::io(&*span.path, e))?;
             stats.bytes_read += bytes.len() as u64;
-            let Some(out) = filter
+            let Some(Kept {
+                bytes: out,
+                aborted,
+            }) = filter
                 .filter(bytes, &header, stats)
                 .map_err(|reason| corrupt(span, reason))?
             else {
                 continue;
             };
             let out_header = BatchHeader::parse(&out).map_err(|e| corrupt(span, e.to_string()))?;
+            if let Some(txn) = aborted {
+                if txn.last_offset > last_indexed {
+                    cleaned.append_aborted_txn(txn)?;
+                    last_indexed = txn.last_offset;
+                } else {
+                    tracing::warn!(
+                        dir = %view.dir.display(),
+                        producer_id = txn.producer_id,
+                        last_offset = txn.last_offset,
+                        "aborted transaction out of marker order; left out of the cleaned .txnindex"
+                    );
+                }
+            }
             stats.bytes_written += out.len() as u64;
             cleaned.append(
                 &out[..HEADER_LEN],
@@ -628,14 +772,19 @@ pub(crate) fn clean_log(
     if end_offset <= range.first_dirty {
         return Ok(Ok((range.first_dirty, stats)));
     }
-    let filter = Filter {
+    let round_start = view
+        .segments
+        .first()
+        .map_or(range.first_dirty, |s| s.base_offset);
+    let mut filter = Filter {
         view,
         map,
         now_ms,
         upper_bound: end_offset,
+        txns: TxnTracker::new(&view.aborted, round_start),
     };
     for group in group_segments(view, end_offset) {
-        if let Err(aborted) = clean_group(log, view, &group, &filter, &mut stats, stop)? {
+        if let Err(aborted) = clean_group(log, view, &group, &mut filter, &mut stats, stop)? {
             return Ok(Err(aborted));
         }
     }

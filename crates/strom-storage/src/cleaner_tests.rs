@@ -906,3 +906,157 @@ fn a_log_deleted_while_being_cleaned_does_not_take_the_dir_offline() {
     assert_eq!(outcome.unwrap_err(), Aborted::LogChanged);
     assert!(manager.offline_log_dirs().is_empty());
 }
+
+/// The data records (not transaction markers) the log holds, as offset and `key=value`.
+fn data_records(log: &Log) -> Vec<(i64, String)> {
+    let (headers, seen) = read_everything(log);
+    let markers: Vec<i64> = headers
+        .iter()
+        .filter(|h| h.is_control())
+        .map(|h| h.base_offset)
+        .collect();
+    let text = |b: Option<Vec<u8>>| String::from_utf8(b.unwrap_or_default()).unwrap();
+    seen.into_iter()
+        .filter(|s| !markers.contains(&s.offset))
+        .map(|s| (s.offset, format!("{}={}", text(s.key), text(s.value))))
+        .collect()
+}
+
+/// Base offsets of the control batches that still hold their marker record.
+fn markers(log: &Log) -> Vec<i64> {
+    read_everything(log)
+        .0
+        .iter()
+        .filter(|h| h.is_control() && h.records_count > 0)
+        .map(|h| h.base_offset)
+        .collect()
+}
+
+#[test]
+fn aborted_transactions_are_cleaned_away_and_markers_stay_until_their_data_is_gone() {
+    use crate::test_util::{end_txn, txn_batch};
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path(), compact_config(1 << 20));
+    let txn = |records: &[KeyedRecord], pid: i64, seq: i32| {
+        log.append(&txn_batch(records, pid, 0, seq), 0, None)
+            .unwrap()
+    };
+    let plain = |records: &[KeyedRecord]| {
+        log.append(&keyed_batch(records, Codec::None, -1, -1, -1), 0, None)
+            .unwrap()
+    };
+    let marker = |pid: i64, commit: bool| {
+        log.append_control_marker(&end_txn(pid, 0, 0, commit), 0)
+            .unwrap()
+    };
+    txn(&[kv("k1", Some("a1")), kv("k2", Some("a2"))], 1, 0); // 0-1
+    marker(1, true); // 2
+    txn(&[kv("k1", Some("x")), kv("k3", Some("x"))], 2, 0); // 3-4
+    plain(&[kv("k2", Some("b2"))]); // 5
+    marker(2, false); // 6
+    txn(&[kv("k1", Some("c1"))], 1, 2); // 7
+    marker(1, true); // 8
+    txn(&[kv("k5", Some("y"))], 2, 2); // 9
+    marker(2, true); // 10
+    plain(&[kv("k4", Some("d"))]); // 11
+    log.roll_for_test();
+    assert_eq!(log.last_stable_offset(), 12);
+    assert_eq!(log.collect_aborted_transactions(0, 12).len(), 1);
+
+    let (end, _) = clean(&log, None, NOW);
+    assert_eq!(end, 12);
+    let expected = vec![
+        (5, "k2=b2".to_string()),
+        (7, "k1=c1".to_string()),
+        (9, "k5=y".to_string()),
+        (11, "k4=d".to_string()),
+    ];
+    // Committed latest values stay, the aborted ones are gone (k3 had only an aborted value),
+    // and every marker stays while batches of its transaction were there to clean.
+    assert_eq!(data_records(&log), expected);
+    assert_eq!(markers(&log), [2, 6, 8, 10]);
+    assert_eq!((log.log_end_offset(), log.last_stable_offset()), (12, 12));
+    // The kept ABORT marker keeps its entry in the cleaned segment's index.
+    assert_eq!(
+        log.collect_aborted_transactions(0, 12),
+        vec![AbortedTxn {
+            producer_id: 2,
+            first_offset: 3,
+            last_offset: 6,
+            last_stable_offset: 7,
+        }]
+    );
+    let (headers, _) = read_everything(&log);
+    let committed = headers.iter().find(|h| h.base_offset == 7).unwrap();
+    assert!(committed.is_transactional() && !committed.is_control());
+    assert_eq!(
+        (
+            committed.producer_id,
+            committed.producer_epoch,
+            committed.base_sequence
+        ),
+        (1, 0, 2)
+    );
+
+    // The next cleaning finds nothing left of the first two transactions: their markers get a
+    // delete horizon and go at the first cleaning after it; the others stay.
+    clean(&log, None, NOW);
+    assert_eq!(markers(&log), [2, 6, 8, 10]);
+    assert!(log.collect_aborted_transactions(0, 12).is_empty());
+    let horizon = NOW + log.config().delete_retention_ms;
+    clean(&log, None, horizon - 1);
+    assert_eq!(markers(&log), [2, 6, 8, 10]);
+    clean(&log, None, horizon);
+    assert_eq!(markers(&log), [8, 10]);
+    assert_eq!(data_records(&log), expected);
+    assert_eq!((log.log_end_offset(), log.last_stable_offset()), (12, 12));
+
+    // The cleaned log reloads with no transaction left open.
+    let dir_path = log.dir();
+    drop(log);
+    let log = Log::open(
+        &dir_path,
+        TopicPartition::new("compacted", 0),
+        compact_config(1 << 20),
+        0,
+        0,
+        false,
+    )
+    .unwrap();
+    assert_eq!(log.last_stable_offset(), 12);
+    assert!(
+        log.active_producers()
+            .iter()
+            .all(|p| p.current_txn_start_offset == -1)
+    );
+}
+
+#[test]
+fn cleaning_stops_before_an_open_transaction() {
+    use crate::test_util::txn_batch;
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path(), compact_config(1 << 20));
+    let plain = |value: &str| {
+        log.append(
+            &keyed_batch(&[kv("k", Some(value))], Codec::None, -1, -1, -1),
+            0,
+            None,
+        )
+        .unwrap()
+    };
+    plain("1");
+    plain("2");
+    log.roll_for_test();
+    log.append(&txn_batch(&[kv("k", Some("open"))], 5, 0, 0), 0, None)
+        .unwrap(); // 2
+    plain("3");
+    log.roll_for_test();
+    plain("4");
+    log.roll_for_test();
+    assert_eq!(log.last_stable_offset(), 2);
+    let (end, _) = clean(&log, None, NOW);
+    // Only the segment below the open transaction was cleaned.
+    assert_eq!(end, 2);
+    let offsets: Vec<i64> = data_records(&log).iter().map(|r| r.0).collect();
+    assert_eq!(offsets, [1, 2, 3, 4]);
+}

@@ -8,6 +8,7 @@
 //!                    at its position; index-sanity-check runs the load-time checks
 //!  <base>.timeindex  entries; checks each against the batch it names and the order
 //!  <base>.snapshot   producer state entries
+//!  <base>.txnindex   aborted transactions
 //! ```
 //!
 //! Lines go to `out`, problems to `err` in Kafka's wording; the report counts the problems so
@@ -87,6 +88,7 @@ pub fn dump(
             ".index" => dump_index(path, options, out, &mut problems),
             ".timeindex" => dump_time_index(path, options, out, &mut problems),
             ".snapshot" => dump_snapshot(path, out, &mut problems),
+            ".txnindex" => dump_txn_index(path, out, &mut problems),
             _ => {
                 writeln!(err, "Ignoring unknown file {}", path.display())?;
                 Ok(())
@@ -586,6 +588,23 @@ fn dump_snapshot(path: &Path, out: &mut dyn Write, problems: &mut Problems) -> i
             }
         }
         Err(reason) => problems.other.push(format!("{}: {reason}", path.display())),
+    }
+    Ok(())
+}
+
+/// Kafka's `dumpTxnIndex`: one line per aborted transaction.
+fn dump_txn_index(path: &Path, out: &mut dyn Write, problems: &mut Problems) -> io::Result<()> {
+    let bytes = std::fs::read(path)?;
+    let (entries, problem) = crate::txn_index::decode_entries(&bytes);
+    for e in entries {
+        writeln!(
+            out,
+            "version: 0 producerId: {} firstOffset: {} lastOffset: {} lastStableOffset: {}",
+            e.producer_id, e.first_offset, e.last_offset, e.last_stable_offset
+        )?;
+    }
+    if let Some(reason) = problem {
+        problems.other.push(format!("{}: {reason}", path.display()));
     }
     Ok(())
 }

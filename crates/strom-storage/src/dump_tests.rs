@@ -265,3 +265,68 @@ fn offsets_decoder_prints_consumer_offsets_records() {
     assert!(out.contains(r#"| key: {"type":"1","data":{"group":"group","topic":"orders","partition":0}} payload: {"version":"1","data":{"offset":7,"metadata":"","commitTimestamp":5,"expireTimestamp":6}}"#), "{out}");
     assert!(out.contains(r#"payload: <DELETE>"#));
 }
+
+#[test]
+fn transaction_markers_and_txn_indexes_are_dumped() {
+    use crate::test_util::{end_txn, txn_batch};
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        producer_id_expiration_ms: i64::MAX,
+        ..LogConfig::default()
+    };
+    let log = Log::open(
+        dir.path(),
+        TopicPartition::new("dump", 0),
+        config,
+        0,
+        0,
+        true,
+    )
+    .unwrap();
+    let records = [KeyedRecord::new(Some(b"k"), Some(b"v"))];
+    log.append(&txn_batch(&records, 7, 2, 0), 0, None).unwrap(); // 0
+    log.append(&txn_batch(&records, 8, 0, 0), 0, None).unwrap(); // 1
+    log.append_control_marker(&end_txn(7, 2, 3, false), 0)
+        .unwrap(); // 2
+    log.append_control_marker(&end_txn(8, 0, 4, true), 0)
+        .unwrap(); // 3
+    log.close().unwrap();
+
+    let (out, _, report) = run(&DumpOptions {
+        files: vec![file(dir.path(), "00000000000000000000.log")],
+        deep_iteration: true,
+        ..DumpOptions::default()
+    });
+    assert_eq!(report.errors, 0);
+    assert!(out.contains(
+        "baseOffset: 2 lastOffset: 2 count: 1 baseSequence: -1 lastSequence: -1 producerId: 7 \
+         producerEpoch: 2 partitionLeaderEpoch: 0 isTransactional: true isControl: true"
+    ));
+    assert!(out.contains(
+        "| offset: 2 CreateTime: 1700000000000 keySize: 4 valueSize: 6 sequence: -1 \
+         headerKeys: [] endTxnMarker: ABORT coordinatorEpoch: 3"
+    ));
+    assert!(out.contains("endTxnMarker: COMMIT coordinatorEpoch: 4"));
+
+    let txn_index = file(dir.path(), "00000000000000000000.txnindex");
+    let (out, err, report) = run(&DumpOptions {
+        files: vec![txn_index.clone()],
+        ..DumpOptions::default()
+    });
+    assert_eq!((report.errors, err.as_str()), (0, ""));
+    assert_eq!(
+        out.lines().nth(1),
+        Some("version: 0 producerId: 7 firstOffset: 0 lastOffset: 2 lastStableOffset: 1")
+    );
+    // A torn entry is reported after the whole ones.
+    let mut bytes = fs::read(&txn_index).unwrap();
+    bytes.extend_from_slice(&[0; 5]);
+    fs::write(&txn_index, bytes).unwrap();
+    let (out, err, report) = run(&DumpOptions {
+        files: vec![txn_index],
+        ..DumpOptions::default()
+    });
+    assert_eq!(report.errors, 1);
+    assert!(out.contains("producerId: 7"));
+    assert!(err.contains("5 bytes after the last whole entry"), "{err}");
+}

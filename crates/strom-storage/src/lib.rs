@@ -1,8 +1,8 @@
 //! Partition logs in Kafka's on-disk layout.
 //!
 //! A [`Log`] is one topic partition: a directory `<topic>-<partition>/` of segments
-//! (`<20-digit base offset>.log` with its sparse `.index` and `.timeindex`, and `.snapshot` files
-//! of producer state). Batches arrive validated by the broker (see `strom_protocol::batch`); the
+//! (`<20-digit base offset>.log` with its sparse `.index` and `.timeindex`, a `.txnindex` of
+//! aborted transactions when it has any, and `.snapshot` files of producer state). Batches arrive validated by the broker (see `strom_protocol::batch`); the
 //! log checks idempotent producers' epochs and sequences, assigns offsets by patching the base
 //! offset in place and appends each batch with one write. Reads return whole stored batches,
 //! byte for byte. After an unclean stop the segments past the recovery point are rescanned and
@@ -39,14 +39,16 @@ mod retention;
 mod segment;
 #[cfg(test)]
 mod test_util;
+mod txn_index;
 
 pub use cleaner::{CleanStats, CleanSummary, LogCleaner};
 pub use config::{CleanerConfig, CleanupPolicy, LogConfig};
 pub use error::StorageError;
-pub use log::{DeletedSegments, Log, LogAppendInfo, LogReadResult, TimestampOffset};
+pub use log::{CommittedRead, DeletedSegments, Log, LogAppendInfo, LogReadResult, TimestampOffset};
 pub use manager::{LogDirDescription, LogDirPartition, LogManager, LogManagerConfig};
 pub use producer_state::{AppendOrigin, ProducerSnapshotEntry};
 pub use retention::DeletionReason;
+pub use txn_index::{ABORTED_TXN_SIZE, AbortedTxn};
 
 use std::fmt;
 

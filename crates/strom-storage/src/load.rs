@@ -20,6 +20,7 @@ use crate::segment::{
     BatchScanner, CLEANED_SUFFIX, DELETED_SUFFIX, INDEX_SUFFIX, LOG_SUFFIX, SEARCH_CHUNK,
     SWAP_SUFFIX, ScanError, TIME_INDEX_SUFFIX,
 };
+use crate::txn_index::TXN_INDEX_SUFFIX;
 
 /// The leading 20-digit offset of a file name, if it has one.
 fn offset_prefix(name: &str) -> Option<i64> {
@@ -161,8 +162,9 @@ pub(crate) fn list_segments(dir: &Path) -> Result<Vec<i64>, StorageError> {
     for (name, path) in file_names(dir)? {
         if let Some(base) = parse_base(&name, LOG_SUFFIX) {
             bases.push(base);
-        } else if let Some(base) =
-            parse_base(&name, INDEX_SUFFIX).or_else(|| parse_base(&name, TIME_INDEX_SUFFIX))
+        } else if let Some(base) = parse_base(&name, INDEX_SUFFIX)
+            .or_else(|| parse_base(&name, TIME_INDEX_SUFFIX))
+            .or_else(|| parse_base(&name, TXN_INDEX_SUFFIX))
         {
             index_files.push((base, path));
         }

@@ -4,7 +4,7 @@
 //!            Mutex<Inner>  (held to assign offsets, write, roll, look up positions)
 //!   segments: BTreeMap<base offset, Segment>
 //!     00000000000000000000  [.log .index .timeindex]   sealed
-//!     00000000000000052341  [.log .index .timeindex]   sealed
+//!     00000000000000052341  [.log .index .timeindex .txnindex]   sealed
 //!     00000000000000104870  [.log .index .timeindex]   active <- append: one pwrite
 //!
 //!   read:  lock -> floor segment, index lookup, Arc<File> + byte range -> unlock
@@ -20,6 +20,14 @@
 //! see [`crate::producer_state`]) and the maintenance that reshapes the segment map: retention,
 //! DeleteRecords and the cleaner's swap (`log_maintenance.rs`). Segments leaving the map keep
 //! their open files, so a read that captured them finishes on the old bytes.
+//!
+//! Transactions: the producer state knows each open transaction's first offset; the oldest one
+//! (or one whose marker the high watermark has not passed) is the first unstable offset,
+//! mirrored in an atomic so that the last stable offset costs no lock. A marker
+//! ([`Log::append_control_marker`]) ends a transaction; an ABORT also goes into the active
+//! segment's `.txnindex` ([`crate::txn_index`]), which [`Log::read_committed`] consults to tell
+//! read_committed consumers what to drop. Recovery rebuilds the `.txnindex` of every segment it
+//! rescans while it replays the producer state.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -38,10 +46,11 @@ use crate::LogConfig;
 use crate::checkpoint::sync_dir;
 use crate::dir_failure::DirHealth;
 use crate::load::list_segments;
-use crate::producer_state::{AppendOrigin, Checked, ProducerStateManager};
+use crate::producer_state::{AppendOrigin, Checked, CompletedTxn, ProducerStateManager};
 use crate::segment::{
     BatchScanner, FlushTarget, RollParams, SEARCH_CHUNK, ScanError, Segment, SegmentSpan,
 };
+use crate::txn_index::AbortedTxn;
 use crate::{StorageError, TopicPartition};
 
 #[path = "log_maintenance.rs"]
@@ -75,6 +84,20 @@ pub struct LogReadResult {
     pub log_end_offset: i64,
 }
 
+/// A read for a `read_committed` consumer ([`Log::read_committed`]).
+#[derive(Debug, Clone)]
+pub struct CommittedRead {
+    /// Whole batches below the last stable offset (and the caller's bound).
+    pub read: LogReadResult,
+    /// The last stable offset the read was bounded by, never above the caller's `max_offset`
+    /// (its high watermark): what Fetch reports.
+    pub last_stable_offset: i64,
+    /// The aborted transactions overlapping the returned batches, oldest marker first: the
+    /// consumer drops a listed producer's records from `first_offset` until it reads that
+    /// producer's ABORT marker. Empty when no records were returned.
+    pub aborted: Vec<AbortedTxn>,
+}
+
 /// A record's offset and timestamp, as ListOffsets reports them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TimestampOffset {
@@ -95,8 +118,16 @@ pub struct Log {
     /// The log dir's failure state, shared with every log of the dir.
     health: Arc<DirHealth>,
     /// The high watermark the broker last reported (`i64::MAX` until it does): retention never
-    /// deletes past it, and the cleaner never cleans past it.
+    /// deletes past it, the cleaner never cleans past it, and the last stable offset never
+    /// passes it.
     high_watermark: AtomicI64,
+    /// The producer state's first unstable offset (`i64::MAX` when every transaction is over
+    /// and replicated), mirrored so that [`Log::last_stable_offset`], which every fetch asks
+    /// for, takes no lock. Stored before the log end offset on append.
+    first_unstable: AtomicI64,
+    /// The smallest marker offset of a completed transaction not yet below the high watermark
+    /// (`i64::MAX` when none): a new high watermark past it needs the lock to release it.
+    min_unreplicated_marker: AtomicI64,
 }
 
 impl fmt::Debug for Log {
@@ -194,19 +225,26 @@ impl Inner {
 
 /// Replays the batches in `[from, to)` into the producer state (Kafka's
 /// `UnifiedLog.rebuildProducerState` after the snapshot), taking snapshots at the segment bases
-/// in `snapshot_at` on the way.
+/// in `snapshot_at` on the way. The transaction indexes of the segments in `rebuild_txn` (emptied
+/// by recovery) get the aborted transactions whose markers they hold, as Kafka's
+/// `LogSegment.recover` adds them.
 fn replay_producer_state(
     producers: &mut ProducerStateManager,
-    segments: &BTreeMap<i64, Segment>,
+    segments: &mut BTreeMap<i64, Segment>,
     from: i64,
     to: i64,
     snapshot_at: &[i64],
+    rebuild_txn: &[i64],
 ) -> Result<(), StorageError> {
     let first = segments
         .range(..=from)
         .next_back()
         .map_or(from, |(&b, _)| b);
-    for (&base, segment) in segments.range(first..to) {
+    let bases: Vec<i64> = segments.range(first..to).map(|(&b, _)| b).collect();
+    for base in bases {
+        let segment = &segments[&base];
+        let rebuild = rebuild_txn.contains(&base);
+        let mut aborted = Vec::new();
         let start = base.max(producers.map_end_offset()).max(from);
         producers.update_map_end_offset(start);
         if snapshot_at.contains(&base) {
@@ -226,47 +264,94 @@ fn replay_producer_state(
             if header.last_offset() < start || !header.has_producer_id() {
                 continue;
             }
-            if header.is_control() {
+            let completed = if header.is_control() {
                 let bytes = scanner
                     .batch_bytes(pos, &header)
                     .map_err(|e| StorageError::io(&*span.path, e))?;
-                producers.replay(&header, bytes);
+                producers.replay(&header, bytes)
             } else {
-                producers.replay(&header, &[]);
+                producers.replay(&header, &[])
+            };
+            if let Some(txn) = completed.filter(|t| t.aborted && rebuild) {
+                aborted.push(aborted_entry(producers, &txn));
+            }
+        }
+        if let Some(segment) = segments.get_mut(&base) {
+            for txn in aborted {
+                segment.append_aborted_txn(txn)?;
             }
         }
     }
     Ok(())
 }
 
-/// Kafka's `LogLoader` producer-state step (`UnifiedLog.rebuildProducerState`).
-fn load_producer_state(
-    dir: &Path,
-    segments: &BTreeMap<i64, Segment>,
+/// The `.txnindex` entry of an aborted transaction just applied to `producers`.
+fn aborted_entry(producers: &ProducerStateManager, txn: &CompletedTxn) -> AbortedTxn {
+    AbortedTxn {
+        producer_id: txn.producer_id,
+        first_offset: txn.first_offset,
+        last_offset: txn.last_offset,
+        last_stable_offset: producers.last_stable_offset_after(txn),
+    }
+}
+
+/// What [`load_producer_state`] starts from.
+struct ProducerLoad {
     log_start_offset: i64,
     log_end_offset: i64,
     had_clean_shutdown: bool,
+    /// Segments whose transaction index must be rebuilt (rescanned by recovery), ascending.
+    rebuild_txn: Vec<i64>,
     now: i64,
     expiration_ms: i64,
+}
+
+/// Kafka's `LogLoader` producer-state step (`UnifiedLog.rebuildProducerState`). When segments
+/// were rescanned, only snapshots up to the first of them are trusted (Kafka's `recoverSegment`
+/// rebuilds the state up to the segment it recovers), so the replay passes through every
+/// rescanned segment and rebuilds its transaction index.
+fn load_producer_state(
+    dir: &Path,
+    segments: &mut BTreeMap<i64, Segment>,
+    load: &ProducerLoad,
 ) -> Result<ProducerStateManager, StorageError> {
+    let ProducerLoad {
+        log_start_offset,
+        log_end_offset,
+        had_clean_shutdown,
+        ref rebuild_txn,
+        now,
+        expiration_ms,
+    } = *load;
     let mut producers = ProducerStateManager::new(dir)?;
     let bases: Vec<i64> = segments.keys().copied().collect();
     producers.remove_stray_snapshots(&bases)?;
     // Snapshots at the starts of the last two segments make a later reload cheap.
     let mut snapshot_at: Vec<i64> = bases.iter().rev().take(2).copied().collect();
     snapshot_at.reverse();
-    if producers.latest_snapshot_offset().is_none() && had_clean_shutdown {
+    if producers.latest_snapshot_offset().is_none() && had_clean_shutdown && rebuild_txn.is_empty()
+    {
         for offset in snapshot_at.iter().copied().chain([log_end_offset]) {
             producers.update_map_end_offset(offset);
             producers.take_snapshot(true)?;
         }
         return Ok(producers);
     }
-    producers.reload(log_start_offset, log_end_offset, now, expiration_ms)?;
+    let trusted_end = rebuild_txn
+        .first()
+        .map_or(log_end_offset, |&base| base.min(log_end_offset));
+    producers.reload(log_start_offset, trusted_end, now, expiration_ms)?;
     let from = producers.map_end_offset();
     if log_end_offset > from {
         tracing::debug!(dir = %dir.display(), from, to = log_end_offset, "rebuilding producer state from the log");
-        replay_producer_state(&mut producers, segments, from, log_end_offset, &snapshot_at)?;
+        replay_producer_state(
+            &mut producers,
+            segments,
+            from,
+            log_end_offset,
+            &snapshot_at,
+            rebuild_txn,
+        )?;
     }
     producers.update_map_end_offset(log_end_offset);
     producers.take_snapshot(true)?;
@@ -336,13 +421,21 @@ impl Log {
         let mut segments = BTreeMap::new();
         let mut next_offset = None;
         let mut dir_dirty = false;
+        let mut rebuild_txn = Vec::new();
         for (i, &base) in bases.iter().enumerate() {
-            let (mut segment, indexes_existed) = Segment::open(dir, base, now)?;
+            let (mut segment, indexes_existed, txn_problem) = Segment::open(dir, base, now)?;
             let outcome = if base >= recover_from {
                 segment.recover(config.index_interval_bytes)?
             } else {
                 segment.load(indexes_existed, config.index_interval_bytes)?
             };
+            if outcome.rescanned {
+                rebuild_txn.push(base);
+            } else if let Some(reason) = txn_problem {
+                tracing::warn!(dir = %dir.display(), base_offset = base, %reason, "rebuilding a transaction index");
+                segment.reset_txn_index()?;
+                rebuild_txn.push(base);
+            }
             segments.insert(base, segment);
             next_offset = Some(outcome.next_offset);
             let later = &bases[i + 1..];
@@ -389,15 +482,20 @@ impl Log {
         } else {
             recovery_point.min(next_offset)
         };
+        rebuild_txn.retain(|b| segments.contains_key(b));
         let producers = load_producer_state(
             dir,
-            &segments,
-            log_start_offset,
-            next_offset,
-            had_clean_shutdown,
-            now,
-            config.producer_id_expiration_ms,
+            &mut segments,
+            &ProducerLoad {
+                log_start_offset,
+                log_end_offset: next_offset,
+                had_clean_shutdown,
+                rebuild_txn,
+                now,
+                expiration_ms: config.producer_id_expiration_ms,
+            },
         )?;
+        let first_unstable = producers.first_unstable_offset().unwrap_or(i64::MAX);
         let mut inner = Inner {
             roll_jitter_ms: random_jitter(&config),
             config,
@@ -422,6 +520,8 @@ impl Log {
             inner: Mutex::new(inner),
             health,
             high_watermark: AtomicI64::new(i64::MAX),
+            first_unstable: AtomicI64::new(first_unstable),
+            min_unreplicated_marker: AtomicI64::new(i64::MAX),
         })
     }
 
@@ -543,14 +643,33 @@ impl Log {
         );
         self.health.guard(written)?;
         inner.next_offset = last_offset + 1;
-        if let Checked::Update(entry) = checked {
-            inner.producers.apply(entry);
+        let mut txn_indexed = Ok(());
+        if let Checked::Update(entry, completed) = checked {
+            let txn_changed = inner.producers.apply(entry) || completed.is_some();
+            if let Some(txn) = completed {
+                // Kafka's `UnifiedLog.append`: the aborted transaction goes to the index of the
+                // segment holding its marker, with the LSO right after it.
+                if txn.aborted {
+                    let entry = aborted_entry(&inner.producers, &txn);
+                    txn_indexed = inner.active_mut().append_aborted_txn(entry);
+                }
+                let high_watermark = self.high_watermark_bound(inner.next_offset);
+                inner.producers.complete_txn(&txn, high_watermark);
+            }
+            // Before the log end offset moves: a reader that sees the new end sees the new
+            // first unstable offset too.
+            if txn_changed {
+                self.publish_txn_state(&mut inner);
+            }
         }
         // Always, so that the next snapshot is named by the current end even without producers.
         let end = inner.next_offset;
         inner.producers.update_map_end_offset(end);
         self.log_end_offset
             .store(inner.next_offset, Ordering::Release);
+        // The marker is written: a failed index write takes the dir offline (as Kafka's
+        // IOException does), but the offsets above stay consistent.
+        self.health.guard(txn_indexed)?;
         let unflushed = inner.next_offset - inner.recovery_point;
         let flush = unflushed >= inner.config.flush_messages;
         let log_start_offset = inner.log_start_offset;
@@ -627,6 +746,117 @@ impl Log {
             log_start_offset,
             log_end_offset,
         })
+    }
+
+    /// A read for a `read_committed` consumer (Kafka's `FetchIsolation.TXN_COMMITTED`): like
+    /// [`Log::read`] (`max_offset` is the caller's high watermark) with `max_offset` lowered to
+    /// the [last stable offset](Log::last_stable_offset), plus the aborted transactions overlapping the batches
+    /// returned (Kafka's `LocalLog.addAbortedTransactions`), which the Fetch response carries.
+    /// The bytes are still read without the lock; the aborted transactions take a second short
+    /// lock, only when something was read.
+    pub fn read_committed(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        max_offset: i64,
+        min_one_batch: bool,
+    ) -> Result<CommittedRead, StorageError> {
+        let last_stable_offset = self.last_stable_offset().min(max_offset);
+        let read = self.read(offset, max_bytes, last_stable_offset, min_one_batch)?;
+        let upper_bound = Batches::new(&read.records)
+            .map_while(Result::ok)
+            .last()
+            .map(|(header, _)| header.next_offset());
+        let aborted = match upper_bound {
+            Some(upper_bound) => self.collect_aborted_transactions(offset, upper_bound),
+            None => Vec::new(),
+        };
+        Ok(CommittedRead {
+            read,
+            last_stable_offset,
+            aborted,
+        })
+    }
+
+    /// Kafka's `LocalLog.collectAbortedTransactions`: the aborted transactions that overlap
+    /// `[start_offset, upper_bound)` (marker at or past `start_offset`, first record below
+    /// `upper_bound`), from the transaction indexes of the segment holding `start_offset` and the
+    /// later ones, stopping at the first entry whose last stable offset reaches `upper_bound`.
+    pub fn collect_aborted_transactions(
+        &self,
+        start_offset: i64,
+        upper_bound: i64,
+    ) -> Vec<AbortedTxn> {
+        let inner = self.lock();
+        let first = inner
+            .segments
+            .range(..=start_offset)
+            .next_back()
+            .map_or(i64::MIN, |(&base, _)| base);
+        let mut aborted = Vec::new();
+        for segment in inner.segments.range(first..).map(|(_, s)| s) {
+            let found = segment.collect_aborted_txns(start_offset, upper_bound);
+            aborted.extend(found.aborted);
+            if found.complete {
+                break;
+            }
+        }
+        aborted
+    }
+
+    /// Kafka's `UnifiedLog.lastStableOffset`: the offset below which every transaction is
+    /// decided and its marker replicated, i.e. the first offset of the oldest open (or not yet
+    /// replicated) transaction, bounded by the high watermark ([`Log::set_high_watermark`];
+    /// the log end offset until the broker reports one) and never below the log start offset.
+    /// read_committed consumers read up to it. Read from atomics, without the lock.
+    pub fn last_stable_offset(&self) -> i64 {
+        // The end first: an append stores the first unstable offset before the end.
+        let log_end = self.log_end_offset.load(Ordering::Acquire);
+        let first_unstable = self.first_unstable.load(Ordering::SeqCst);
+        let log_start = self.log_start_offset.load(Ordering::Acquire);
+        first_unstable
+            .max(log_start)
+            .min(self.high_watermark_bound(log_end))
+    }
+
+    /// Writes a transaction marker (Kafka's WriteTxnMarkers on a partition leader): the control
+    /// batch of [`EndTxnMarker::to_batch`](strom_protocol::batch::EndTxnMarker::to_batch),
+    /// appended with the coordinator's checks. A marker older than the producer's epoch is
+    /// `InvalidProducerEpoch`, one from an older coordinator epoch than the last marker's is
+    /// `CoordinatorFenced`; nothing is written then. The producer's open transaction ends: the
+    /// last stable offset can move past it, and an ABORT records the transaction in the
+    /// segment's `.txnindex`. A marker for a producer with no open transaction is written too
+    /// (Kafka does), changing only its epoch and coordinator epoch.
+    pub fn append_control_marker(
+        &self,
+        marker: &batch::EndTxnMarker,
+        leader_epoch: i32,
+    ) -> Result<LogAppendInfo, StorageError> {
+        self.append_as(
+            &marker.to_batch(),
+            leader_epoch,
+            None,
+            AppendOrigin::Coordinator,
+        )
+    }
+
+    /// Mirrors the producer state's transaction bounds in the atomics, after pruning the
+    /// transactions whose marker the high watermark has passed. The order of the atomic
+    /// operations pairs with [`Log::set_high_watermark`], so that one of the two always sees
+    /// the other's value.
+    fn publish_txn_state(&self, inner: &mut Inner) {
+        self.min_unreplicated_marker
+            .store(inner.producers.min_unreplicated_marker(), Ordering::SeqCst);
+        let high_watermark = self.high_watermark_bound(inner.next_offset);
+        if high_watermark > inner.producers.min_unreplicated_marker() {
+            inner.producers.on_high_watermark_updated(high_watermark);
+            self.min_unreplicated_marker
+                .store(inner.producers.min_unreplicated_marker(), Ordering::SeqCst);
+        }
+        self.first_unstable.store(
+            inner.producers.first_unstable_offset().unwrap_or(i64::MAX),
+            Ordering::SeqCst,
+        );
     }
 
     pub fn log_start_offset(&self) -> i64 {
@@ -960,3 +1190,7 @@ mod tests;
 #[cfg(test)]
 #[path = "log_retention_tests.rs"]
 mod retention_tests;
+
+#[cfg(test)]
+#[path = "log_txn_tests.rs"]
+mod txn_tests;

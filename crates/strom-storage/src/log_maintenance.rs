@@ -27,6 +27,7 @@ use crate::checkpoint::sync_dir;
 use crate::producer_state::{LastRecord, ProducerSnapshotEntry};
 use crate::retention::{self, DeletionReason, SegmentFacts};
 use crate::segment::{CLEANED_SUFFIX, DELETED_SUFFIX, SWAP_SUFFIX, Segment, SegmentSpan};
+use crate::txn_index::AbortedTxn;
 use crate::{LogConfig, StorageError, TopicPartition};
 
 /// Files renamed `.deleted`, to remove once `due_ms` has passed.
@@ -73,18 +74,28 @@ pub(crate) struct CleaningView {
     /// Offsets at or past this are not stable (an open transaction) or not replicated.
     pub(crate) first_unstable: i64,
     pub(crate) last_records: HashMap<i64, LastRecord>,
+    /// Every aborted transaction in the transaction indexes, by first offset: the cleaner drops
+    /// their records and decides when their markers may go.
+    pub(crate) aborted: Vec<AbortedTxn>,
 }
 
 impl Log {
     /// Tells the log the partition's high watermark: retention and the cleaner never go past it
-    /// (Kafka keeps the log start offset at or below the high watermark). Until it is called the
-    /// whole log counts as replicated, which is right for a single replica.
+    /// (Kafka keeps the log start offset at or below the high watermark), and neither does the
+    /// last stable offset; a transaction whose marker is not below it yet stays unstable
+    /// (Kafka's `onHighWatermarkUpdated`). Until it is called the whole log counts as
+    /// replicated, which is right for a single replica. Takes the lock only when the new value
+    /// releases such a transaction.
     pub fn set_high_watermark(&self, high_watermark: i64) {
-        self.high_watermark.store(high_watermark, Ordering::Release);
+        self.high_watermark.store(high_watermark, Ordering::SeqCst);
+        if high_watermark > self.min_unreplicated_marker.load(Ordering::SeqCst) {
+            let mut inner = self.lock();
+            self.publish_txn_state(&mut inner);
+        }
     }
 
-    fn high_watermark_bound(&self, log_end: i64) -> i64 {
-        self.high_watermark.load(Ordering::Acquire).min(log_end)
+    pub(super) fn high_watermark_bound(&self, log_end: i64) -> i64 {
+        self.high_watermark.load(Ordering::SeqCst).min(log_end)
     }
 
     /// Kafka's `deleteOldSegments`: deletes the segments that the log start offset,
@@ -159,6 +170,7 @@ impl Log {
             inner.log_start_offset = offset;
             self.log_start_offset.store(offset, Ordering::Release);
             inner.producers.on_log_start_offset_incremented(offset);
+            self.publish_txn_state(&mut inner);
             tracing::info!(tp = %self.tp, log_start_offset = offset, "incremented the log start offset (DeleteRecords)");
         }
         let below = inner
@@ -204,6 +216,7 @@ impl Log {
             inner.log_start_offset = first_kept;
             self.log_start_offset.store(first_kept, Ordering::Release);
             inner.producers.on_log_start_offset_incremented(first_kept);
+            self.publish_txn_state(inner);
         }
         let mut first_error = None;
         for &base in &doomed {
@@ -316,6 +329,12 @@ impl Log {
             .first_unstable_offset()
             .unwrap_or(i64::MAX)
             .min(self.high_watermark_bound(leo));
+        let mut aborted: Vec<AbortedTxn> = inner
+            .segments
+            .values()
+            .flat_map(|s| s.aborted_txns().iter().copied())
+            .collect();
+        aborted.sort_by_key(|t| t.first_offset);
         Ok(Some(CleaningView {
             dir: self.dir.clone(),
             config: inner.config.clone(),
@@ -325,6 +344,7 @@ impl Log {
             log_end_offset: leo,
             first_unstable,
             last_records: inner.producers.last_records(),
+            aborted,
         }))
     }
 

@@ -170,8 +170,20 @@ pub(crate) enum Checked {
     Untracked,
     /// A retry of a batch already in the log: return its offsets, write nothing.
     Duplicate(BatchMetadata),
-    /// Write it, then apply this entry.
-    Update(ProducerStateEntry),
+    /// Write it, then apply this entry (and complete this transaction: a marker that ended
+    /// one).
+    Update(ProducerStateEntry, Option<CompletedTxn>),
+}
+
+/// A transaction a marker ended (Kafka's `CompletedTxn`). Only a marker that closes an open
+/// transaction makes one: a marker for a producer without one changes no offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct CompletedTxn {
+    pub(crate) producer_id: i64,
+    pub(crate) first_offset: i64,
+    /// The marker's offset.
+    pub(crate) last_offset: i64,
+    pub(crate) aborted: bool,
 }
 
 /// What the cleaner needs to keep the last batch of each live producer (Kafka's `LastRecord`).
@@ -200,6 +212,13 @@ pub struct ProducerSnapshotEntry {
 pub(crate) struct ProducerStateManager {
     dir: PathBuf,
     producers: HashMap<i64, ProducerStateEntry>,
+    /// Open transactions by first offset -> producer id (Kafka's `ongoingTxns`): the first one
+    /// bounds the last stable offset.
+    ongoing: BTreeMap<i64, i64>,
+    /// Completed transactions whose marker is not yet below the high watermark, by first offset
+    /// -> marker offset (Kafka's `unreplicatedTxns`): until the marker is replicated, a new
+    /// leader might not have it, so the transaction's records stay above the last stable offset.
+    unreplicated: BTreeMap<i64, i64>,
     /// Snapshot files by the offset they cover up to.
     snapshots: BTreeMap<i64, PathBuf>,
     /// The state reflects the log up to (excluding) this offset.
@@ -233,6 +252,8 @@ impl ProducerStateManager {
         Ok(Self {
             dir: dir.to_path_buf(),
             producers: HashMap::new(),
+            ongoing: BTreeMap::new(),
+            unreplicated: BTreeMap::new(),
             snapshots,
             last_map_offset: 0,
             last_snap_offset: 0,
@@ -297,13 +318,15 @@ impl ProducerStateManager {
             self.delete_snapshot(offset)?;
         }
         self.producers.clear();
+        self.ongoing.clear();
+        self.unreplicated.clear();
         while let Some((&offset, path)) = self.snapshots.iter().next_back() {
             match read_snapshot(path) {
                 Ok(entries) => {
                     tracing::info!(file = %path.display(), producers = entries.len(), "loading producer state from snapshot");
                     for entry in entries {
                         if !is_expired(&entry, now, expiration_ms) {
-                            self.producers.insert(entry.producer_id, entry);
+                            let _ = self.apply(entry);
                         }
                     }
                     self.last_map_offset = offset;
@@ -357,13 +380,23 @@ impl ProducerStateManager {
                     marker.coordinator_epoch, next.coordinator_epoch
                 )));
             }
+            let mut completed = None;
             if matches!(marker.kind, ControlType::Abort | ControlType::Commit) {
+                // Kafka's `appendEndTxnMarker`: only a transaction with data completes.
+                completed = next
+                    .current_txn_first_offset
+                    .map(|first_offset| CompletedTxn {
+                        producer_id: pid,
+                        first_offset,
+                        last_offset,
+                        aborted: marker.kind == ControlType::Abort,
+                    });
                 next.maybe_update_epoch(epoch);
                 next.coordinator_epoch = marker.coordinator_epoch;
                 next.current_txn_first_offset = None;
                 next.last_timestamp = max_timestamp;
             }
-            return Ok(Checked::Update(next));
+            return Ok(Checked::Update(next, completed));
         }
         let first_seq = header.base_sequence;
         let last_seq = last_sequence(header);
@@ -395,7 +428,7 @@ impl ProducerStateManager {
             (None, true) => next.current_txn_first_offset = Some(first_offset),
             _ => {}
         }
-        Ok(Checked::Update(next))
+        Ok(Checked::Update(next, None))
     }
 
     fn check_epoch(
@@ -425,13 +458,69 @@ impl ProducerStateManager {
         Ok(())
     }
 
-    /// Records a written batch's effect.
-    pub(crate) fn apply(&mut self, entry: ProducerStateEntry) {
-        self.producers.insert(entry.producer_id, entry);
+    /// Records a written batch's effect: the producer's entry, and its open transaction in
+    /// the ordered set the last stable offset comes from. Returns whether the set of open
+    /// transactions changed.
+    pub(crate) fn apply(&mut self, entry: ProducerStateEntry) -> bool {
+        let pid = entry.producer_id;
+        let started = entry.current_txn_first_offset;
+        let before = self
+            .producers
+            .insert(pid, entry)
+            .and_then(|old| old.current_txn_first_offset);
+        if before != started {
+            if let Some(first) = before
+                && self.ongoing.get(&first) == Some(&pid)
+            {
+                self.ongoing.remove(&first);
+            }
+            if let Some(first) = started {
+                self.ongoing.insert(first, pid);
+            }
+        }
+        before != started
     }
 
-    /// Replays a stored batch (recovery): nothing is refused, problems are logged.
-    pub(crate) fn replay(&mut self, header: &BatchHeader, batch: &[u8]) {
+    /// Kafka's `ProducerStateManager.lastStableOffset(completedTxn)`: the LSO once `completed`
+    /// (already applied) is over: the first offset of the oldest transaction of another
+    /// producer still open, else the offset after the marker. Stored with an aborted
+    /// transaction in the `.txnindex`.
+    pub(crate) fn last_stable_offset_after(&self, completed: &CompletedTxn) -> i64 {
+        self.ongoing
+            .iter()
+            .find(|&(_, &pid)| pid != completed.producer_id)
+            .map_or(completed.last_offset + 1, |(&first, _)| first)
+    }
+
+    /// Kafka's `completeTxn`: a transaction whose marker is at or past the high watermark stays
+    /// unstable until the watermark passes it ([`Self::on_high_watermark_updated`]).
+    pub(crate) fn complete_txn(&mut self, completed: &CompletedTxn, high_watermark: i64) {
+        if completed.last_offset >= high_watermark {
+            self.unreplicated
+                .insert(completed.first_offset, completed.last_offset);
+        }
+    }
+
+    /// Kafka's `onHighWatermarkUpdated`: transactions whose marker is now replicated are
+    /// stable.
+    pub(crate) fn on_high_watermark_updated(&mut self, high_watermark: i64) {
+        self.unreplicated
+            .retain(|_, &mut last| last >= high_watermark);
+    }
+
+    /// The smallest marker offset of the unreplicated transactions (`i64::MAX` when none): a
+    /// high watermark past it makes one stable.
+    pub(crate) fn min_unreplicated_marker(&self) -> i64 {
+        self.unreplicated
+            .values()
+            .copied()
+            .min()
+            .unwrap_or(i64::MAX)
+    }
+
+    /// Replays a stored batch (recovery): nothing is refused, problems are logged. Returns the
+    /// transaction the batch ended, if it is a marker that ended one.
+    pub(crate) fn replay(&mut self, header: &BatchHeader, batch: &[u8]) -> Option<CompletedTxn> {
         let result = self.check(
             header,
             batch,
@@ -441,10 +530,14 @@ impl ProducerStateManager {
             AppendOrigin::Replication,
         );
         match result {
-            Ok(Checked::Update(entry)) => self.apply(entry),
-            Ok(_) => {}
+            Ok(Checked::Update(entry, completed)) => {
+                let _ = self.apply(entry);
+                completed
+            }
+            Ok(_) => None,
             Err(e) => {
-                tracing::warn!(error = %e, offset = header.base_offset, "skipping a batch while rebuilding producer state")
+                tracing::warn!(error = %e, offset = header.base_offset, "skipping a batch while rebuilding producer state");
+                None
             }
         }
     }
@@ -503,15 +596,19 @@ impl ProducerStateManager {
         }
     }
 
-    /// Kafka's `onLogStartOffsetIncremented` (without transactions to drop).
+    /// Kafka's `onLogStartOffsetIncremented`: completed transactions whose marker went with the
+    /// deleted records are forgotten. Open transactions stay open (their marker is still to
+    /// come); the last stable offset never goes below the log start offset anyway.
     pub(crate) fn on_log_start_offset_incremented(&mut self, log_start: i64) {
+        self.unreplicated.retain(|_, &mut last| last >= log_start);
         if self.last_map_offset < log_start {
             self.last_map_offset = log_start;
         }
         self.last_snap_offset = self.latest_snapshot_offset().unwrap_or(log_start);
     }
 
-    /// Drops producers idle for `expiration_ms` that have no open transaction.
+    /// Drops producers idle for `expiration_ms` that have no open transaction (so the set of
+    /// open transactions does not change).
     pub(crate) fn remove_expired(&mut self, now: i64, expiration_ms: i64) -> usize {
         let before = self.producers.len();
         self.producers
@@ -551,12 +648,16 @@ impl ProducerStateManager {
             .collect()
     }
 
-    /// The first offset of the oldest open transaction: the cleaner never passes it.
+    /// Kafka's `firstUnstableOffset`: the first offset of the oldest transaction that is open
+    /// or whose marker is not replicated yet. The last stable offset and the cleaner never pass
+    /// it.
     pub(crate) fn first_unstable_offset(&self) -> Option<i64> {
-        self.producers
-            .values()
-            .filter_map(|e| e.current_txn_first_offset)
-            .min()
+        let ongoing = self.ongoing.keys().next().copied();
+        let unreplicated = self.unreplicated.keys().next().copied();
+        match (ongoing, unreplicated) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     #[cfg(test)]

@@ -27,6 +27,7 @@ use strom_protocol::batch::{self, BatchHeader, HEADER_LEN, TimestampType};
 use strom_protocol::kafka_protocol::records::RecordBatchDecoder;
 
 use crate::index::{NO_TIMESTAMP, OffsetIndex, TimeIndex};
+use crate::txn_index::{AbortedTxn, TXN_INDEX_SUFFIX, TxnIndex, TxnSearch};
 use crate::{StorageError, TimestampOffset};
 
 pub(crate) const LOG_SUFFIX: &str = ".log";
@@ -301,6 +302,9 @@ pub(crate) struct LoadOutcome {
     pub(crate) next_offset: i64,
     /// Bytes cut from the end of the `.log` because they were not valid batches.
     pub(crate) truncated_bytes: u64,
+    /// Every batch was rescanned (recovery, or a bad index): the transaction index was emptied
+    /// and must be rebuilt from the producer state replay.
+    pub(crate) rescanned: bool,
 }
 
 /// The limits an append is checked against before it goes to the active segment.
@@ -327,6 +331,8 @@ pub(crate) struct Segment {
     tail_dirty: bool,
     offset_index: OffsetIndex,
     time_index: TimeIndex,
+    /// Aborted transactions whose marker is in this segment.
+    txn_index: TxnIndex,
     /// Largest batch max timestamp so far and the last offset of the batch that first had it
     /// (Kafka's "shallow" offset); `NO_TIMESTAMP` / -1 until known.
     max_timestamp: i64,
@@ -373,10 +379,17 @@ impl Segment {
             .truncate(true)
             .open(&log_path)
             .map_err(|e| StorageError::io(&log_path, e))?;
+        // A stale transaction index of the same name would otherwise be read as this one's.
+        let txn_path = segment_file_with(dir, base_offset, TXN_INDEX_SUFFIX, extra);
+        match std::fs::remove_file(&txn_path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(StorageError::io(&txn_path, e)),
+        }
         if let Some(bytes) = preallocate.filter(|&b| b > 0) {
             preallocate_file(&file, bytes).map_err(|e| StorageError::io(&log_path, e))?;
         }
-        let (mut segment, _, _) =
+        let (mut segment, _, _, _) =
             Self::with_file_in(dir, base_offset, log_path, file, now_ms, extra)?;
         segment.size = 0;
         segment.preallocated = preallocate.is_some_and(|b| b > 0);
@@ -385,21 +398,22 @@ impl Segment {
     }
 
     /// Opens an existing segment's files; the indexes are read as they are, not yet judged.
-    /// Returns whether both index files existed.
+    /// Returns whether both index files existed, and what is wrong with the transaction index
+    /// if it cannot be used (it must then be rebuilt).
     pub(crate) fn open(
         dir: &Path,
         base_offset: i64,
         now_ms: i64,
-    ) -> Result<(Self, bool), StorageError> {
+    ) -> Result<(Self, bool, Option<String>), StorageError> {
         let log_path = segment_file(dir, base_offset, LOG_SUFFIX);
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .open(&log_path)
             .map_err(|e| StorageError::io(&log_path, e))?;
-        let (segment, offset_existed, time_existed) =
+        let (segment, offset_existed, time_existed, txn_problem) =
             Self::with_file(dir, base_offset, log_path, file, now_ms)?;
-        Ok((segment, offset_existed && time_existed))
+        Ok((segment, offset_existed && time_existed, txn_problem))
     }
 
     fn with_file(
@@ -408,7 +422,7 @@ impl Segment {
         log_path: PathBuf,
         file: File,
         now_ms: i64,
-    ) -> Result<(Self, bool, bool), StorageError> {
+    ) -> Result<(Self, bool, bool, Option<String>), StorageError> {
         Self::with_file_in(dir, base_offset, log_path, file, now_ms, "")
     }
 
@@ -419,7 +433,7 @@ impl Segment {
         file: File,
         now_ms: i64,
         extra: &str,
-    ) -> Result<(Self, bool, bool), StorageError> {
+    ) -> Result<(Self, bool, bool, Option<String>), StorageError> {
         let size = file
             .metadata()
             .map_err(|e| StorageError::io(&log_path, e))?
@@ -430,6 +444,9 @@ impl Segment {
         let time_path = segment_file_with(dir, base_offset, TIME_INDEX_SUFFIX, extra);
         let (time_index, time_existed) = TimeIndex::open(time_path.clone(), base_offset)
             .map_err(|e| StorageError::io(&time_path, e))?;
+        let txn_path = segment_file_with(dir, base_offset, TXN_INDEX_SUFFIX, extra);
+        let (txn_index, txn_problem) = TxnIndex::open(txn_path.clone(), base_offset)
+            .map_err(|e| StorageError::io(&txn_path, e))?;
         let (max_timestamp, offset_of_max_timestamp) =
             time_index.last_entry().unwrap_or((NO_TIMESTAMP, -1));
         Ok((
@@ -442,6 +459,7 @@ impl Segment {
                 tail_dirty: false,
                 offset_index,
                 time_index,
+                txn_index,
                 max_timestamp,
                 offset_of_max_timestamp,
                 rolling_timestamp: None,
@@ -455,6 +473,7 @@ impl Segment {
             },
             offset_existed,
             time_existed,
+            txn_problem,
         ))
     }
 
@@ -480,13 +499,18 @@ impl Segment {
             .map_or(0, |d| d.as_millis() as i64)
     }
 
-    /// The paths of the segment's three files.
-    pub(crate) fn file_paths(&self) -> [PathBuf; 3] {
-        [
+    /// The paths of the segment's files: `.log`, `.index`, `.timeindex`, and `.txnindex` when
+    /// it exists.
+    pub(crate) fn file_paths(&self) -> Vec<PathBuf> {
+        let mut paths = vec![
             self.log_path.to_path_buf(),
             self.offset_index.path().to_path_buf(),
             self.time_index.path().to_path_buf(),
-        ]
+        ];
+        if self.txn_index.file().is_some() {
+            paths.push(self.txn_index.path().to_path_buf());
+        }
+        paths
     }
 
     /// Renames the segment's files from names ending in `from` to names ending in `to` (Kafka's
@@ -504,6 +528,11 @@ impl Segment {
         std::fs::rename(self.time_index.path(), &time_new)
             .map_err(|e| StorageError::io(self.time_index.path(), e))?;
         self.time_index.set_path(time_new);
+        let txn_new = change_suffix(self.txn_index.path(), from, to);
+        let txn_old = self.txn_index.path().to_path_buf();
+        self.txn_index
+            .rename(txn_new)
+            .map_err(|e| StorageError::io(&txn_old, e))?;
         Ok(())
     }
 
@@ -545,6 +574,7 @@ impl Segment {
             Ok(next_offset) => Ok(LoadOutcome {
                 next_offset,
                 truncated_bytes: 0,
+                rescanned: false,
             }),
             Err(reason) => {
                 tracing::warn!(
@@ -604,12 +634,15 @@ impl Segment {
 
     /// Kafka's `LogSegment.recover`: rescans every batch (framing, magic, CRC-32C, offsets that
     /// increase and fit the index), rebuilds both indexes as appends would have built them, and
-    /// cuts the `.log` at the first batch that fails.
+    /// cuts the `.log` at the first batch that fails. The transaction index is emptied: it needs
+    /// the producer state at the segment's start, so the log rebuilds it while replaying
+    /// producer state.
     pub(crate) fn recover(
         &mut self,
         index_interval_bytes: u64,
     ) -> Result<LoadOutcome, StorageError> {
         self.reset_indexes()?;
+        self.reset_txn_index()?;
         self.max_timestamp = NO_TIMESTAMP;
         self.offset_of_max_timestamp = -1;
         let file_len = self
@@ -707,6 +740,7 @@ impl Segment {
         Ok(LoadOutcome {
             next_offset,
             truncated_bytes,
+            rescanned: true,
         })
     }
 
@@ -867,16 +901,20 @@ impl Segment {
     /// count it will make durable. Called under the log's lock; the fsync runs without it.
     pub(crate) fn prepare_flush(&mut self) -> Result<FlushTarget, StorageError> {
         self.persist_indexes()?;
+        let mut files = vec![
+            (self.file.clone(), PathBuf::from(&*self.log_path)),
+            (
+                self.offset_index.file(),
+                self.offset_index.path().to_path_buf(),
+            ),
+            (self.time_index.file(), self.time_index.path().to_path_buf()),
+        ];
+        if let Some(file) = self.txn_index.file() {
+            files.push((file, self.txn_index.path().to_path_buf()));
+        }
         Ok(FlushTarget {
             id: self.id,
-            files: [
-                (self.file.clone(), PathBuf::from(&*self.log_path)),
-                (
-                    self.offset_index.file(),
-                    self.offset_index.path().to_path_buf(),
-                ),
-                (self.time_index.file(), self.time_index.path().to_path_buf()),
-            ],
+            files,
             writes: self.writes,
         })
     }
@@ -887,7 +925,12 @@ impl Segment {
 
     /// Removes the segment's files (after recovery decided they hold no valid data).
     pub(crate) fn delete_files(dir: &Path, base_offset: i64) -> Result<(), StorageError> {
-        for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+        for suffix in [
+            LOG_SUFFIX,
+            INDEX_SUFFIX,
+            TIME_INDEX_SUFFIX,
+            TXN_INDEX_SUFFIX,
+        ] {
             let path = segment_file(dir, base_offset, suffix);
             match std::fs::remove_file(&path) {
                 Ok(()) => {}
@@ -902,13 +945,42 @@ impl Segment {
     pub(crate) fn index_entry_counts(&self) -> (usize, usize) {
         (self.offset_index.len(), self.time_index.len())
     }
+
+    /// Records an aborted transaction whose marker this segment holds (Kafka's
+    /// `LogSegment.updateTxnIndex`). Durable with the segment's next flush.
+    pub(crate) fn append_aborted_txn(&mut self, txn: AbortedTxn) -> Result<(), StorageError> {
+        self.txn_index
+            .append(txn)
+            .map_err(|e| StorageError::io(self.txn_index.path(), e))?;
+        self.writes += 1;
+        Ok(())
+    }
+
+    /// Empties the transaction index (before it is rebuilt).
+    pub(crate) fn reset_txn_index(&mut self) -> Result<(), StorageError> {
+        self.txn_index
+            .reset()
+            .map_err(|e| StorageError::io(self.txn_index.path(), e))?;
+        self.writes += 1;
+        Ok(())
+    }
+
+    /// The aborted transactions whose marker is in this segment, in marker order.
+    pub(crate) fn aborted_txns(&self) -> &[AbortedTxn] {
+        self.txn_index.entries()
+    }
+
+    /// Kafka's `LogSegment.collectAbortedTxns`.
+    pub(crate) fn collect_aborted_txns(&self, fetch_offset: i64, upper_bound: i64) -> TxnSearch {
+        self.txn_index.collect(fetch_offset, upper_bound)
+    }
 }
 
 /// Files of one segment to fsync, and the change count that makes durable.
 #[derive(Debug)]
 pub(crate) struct FlushTarget {
     pub(crate) id: u64,
-    pub(crate) files: [(Arc<File>, PathBuf); 3],
+    pub(crate) files: Vec<(Arc<File>, PathBuf)>,
     pub(crate) writes: u64,
 }
 

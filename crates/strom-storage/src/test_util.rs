@@ -162,3 +162,40 @@ pub(crate) fn keyed_batch(
     out[17..21].copy_from_slice(&crc.to_be_bytes());
     out
 }
+
+/// [`keyed_batch`] with the transactional attribute set (a transactional producer's batch).
+pub(crate) fn txn_batch(
+    records: &[KeyedRecord],
+    producer_id: i64,
+    producer_epoch: i16,
+    base_sequence: i32,
+) -> Vec<u8> {
+    let mut out = keyed_batch(
+        records,
+        Compression::None,
+        producer_id,
+        producer_epoch,
+        base_sequence,
+    );
+    let attributes = i16::from_be_bytes([out[21], out[22]]) | 0x10;
+    out[21..23].copy_from_slice(&attributes.to_be_bytes());
+    let crc = strom_protocol::batch::compute_crc(&out);
+    out[17..21].copy_from_slice(&crc.to_be_bytes());
+    out
+}
+
+/// A transaction marker for `producer_id` at `timestamp` 1_700_000_000_000.
+pub(crate) fn end_txn(
+    producer_id: i64,
+    producer_epoch: i16,
+    coordinator_epoch: i32,
+    commit: bool,
+) -> strom_protocol::batch::EndTxnMarker {
+    strom_protocol::batch::EndTxnMarker {
+        producer_id,
+        producer_epoch,
+        coordinator_epoch,
+        commit,
+        timestamp: 1_700_000_000_000,
+    }
+}

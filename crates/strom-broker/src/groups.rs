@@ -21,21 +21,18 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use bytes::{Bytes, BytesMut};
 use strom_coordinator::{
     CoordinatorRecord, GroupConfig, GroupCoordinatorShard, Outcome, RequestToken, ShardResponse,
     TopicInfo, TopicsView,
 };
 use strom_metadata::{CreateTopicSpec, MetadataImage, topic_name};
 use strom_protocol::ErrorCode;
-use strom_protocol::kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
 use tokio::sync::{Notify, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::config::ServerConfig;
+use crate::coordinator_log::{self, BatchProducer, Timed};
 use crate::replica_manager::{Partition, ReplicaManager};
 
 /// Kafka's internal topic of group metadata and committed offsets.
@@ -174,6 +171,15 @@ impl GroupCoordinator {
             .ok_or(ErrorCode::NotCoordinator)
     }
 
+    /// The shard of `__consumer_offsets` partition `partition`, if loaded here.
+    pub(crate) fn shard_at(&self, partition: i32) -> Option<Arc<Shard>> {
+        self.shards
+            .read()
+            .expect("shards lock")
+            .get(&partition)
+            .cloned()
+    }
+
     /// Every loaded shard (ListGroups asks them all).
     pub(crate) fn shards(&self) -> Vec<Arc<Shard>> {
         let mut shards: Vec<(i32, Arc<Shard>)> = self
@@ -230,12 +236,7 @@ impl GroupCoordinator {
             match Shard::load(partition, self.config.clone(), &view) {
                 Ok(shard) => {
                     let shard = Arc::new(shard);
-                    match tokio::runtime::Handle::try_current() {
-                        Ok(runtime) => {
-                            runtime.spawn(timer_loop(shard.clone()));
-                        }
-                        Err(_) => error!(partition = p, "no runtime for the coordinator timer"),
-                    }
+                    coordinator_log::spawn_timer(&shard, "group coordinator");
                     shards.insert(p, shard);
                 }
                 Err(e) => error!(partition = p, error = %e, "cannot load group coordinator state"),
@@ -341,7 +342,7 @@ impl Shard {
     /// Writes an outcome's records, then delivers its responses.
     fn commit(&self, state: &mut ShardState, outcome: Outcome) {
         if !outcome.records.is_empty()
-            && let Err(e) = self.append(&outcome.records)
+            && let Err(e) = self.append(&outcome)
         {
             error!(tp = %self.partition.tp, error = %e, "cannot write group coordinator records; reloading");
             // Everyone waiting is answered with an error (their senders are dropped), and the
@@ -361,107 +362,84 @@ impl Shard {
         }
     }
 
-    fn append(&self, records: &[CoordinatorRecord]) -> Result<(), String> {
-        let now = crate::now_ms();
-        let records: Vec<Record> = records
-            .iter()
-            .enumerate()
-            .map(|(i, r)| {
-                let (key, value) = r.encode();
-                Record {
-                    transactional: false,
-                    control: false,
-                    delete_horizon: false,
-                    partition_leader_epoch: -1,
-                    producer_id: -1,
-                    producer_epoch: -1,
-                    timestamp_type: TimestampType::Creation,
-                    offset: i as i64,
-                    // The encoder keeps one batch while offset - sequence is constant; this
-                    // also gives the batch no base sequence.
-                    sequence: i as i32 - 1,
-                    timestamp: now,
-                    key: Some(key),
-                    value,
-                    headers: Default::default(),
-                }
-            })
-            .collect();
-        let mut batch = BytesMut::new();
-        RecordBatchEncoder::encode(
-            &mut batch,
-            &records,
-            &RecordEncodeOptions {
-                version: 2,
-                compression: Compression::None,
-            },
-        )
-        .map_err(|e| e.to_string())?;
+    fn append(&self, outcome: &Outcome) -> Result<(), String> {
+        let producer = outcome.transactional.as_ref().map(|w| BatchProducer {
+            producer_id: w.producer_id,
+            producer_epoch: w.producer_epoch,
+        });
+        let batch = coordinator_log::encode_batch(
+            outcome.records.iter().map(|r| r.encode()),
+            producer,
+            crate::now_ms(),
+        )?;
         self.partition
             .append_internal(&batch)
             .map(|_| ())
             .map_err(|e| e.to_string())
     }
+
+    /// Writes a transaction marker to this partition and settles the producer's pending
+    /// transactional offsets with it. Under the shard lock, so that the state machine sees the
+    /// marker in log order relative to its own records (a plain commit after the marker wins
+    /// over the transaction's offset, as it does when the log is replayed).
+    pub(crate) fn write_marker(
+        &self,
+        marker: &strom_protocol::batch::EndTxnMarker,
+    ) -> Result<(), strom_protocol::ApiError> {
+        let mut state = self.lock();
+        self.partition.append_marker(marker)?;
+        state
+            .shard
+            .replay_end_transaction(marker.producer_id, marker.commit);
+        Ok(())
+    }
 }
 
-/// Reads a whole `__consumer_offsets` partition into a fresh state machine.
-fn replay_log(partition: &Partition, config: GroupConfig) -> Result<GroupCoordinatorShard, String> {
+impl Timed for Shard {
+    fn next_deadline(&self) -> Option<i64> {
+        self.read(|s| s.next_deadline())
+    }
+
+    fn fire(&self, now_ms: i64) {
+        self.run(|s| s.on_timer(now_ms));
+    }
+
+    fn wake(&self) -> &Notify {
+        &self.wake
+    }
+
+    fn stopped(&self) -> &CancellationToken {
+        &self.stopped
+    }
+}
+
+/// Reads a whole `__consumer_offsets` partition into a fresh state machine: offsets of
+/// transactional batches stay pending until their producer's marker.
+fn replay_log(
+    partition: &crate::replica_manager::Partition,
+    config: GroupConfig,
+) -> Result<GroupCoordinatorShard, String> {
     let mut shard = GroupCoordinatorShard::new(config);
-    let log = &partition.log;
-    let end = log.log_end_offset();
-    let mut offset = log.log_start_offset();
-    while offset < end {
-        let read = log
-            .read(offset, 1 << 20, end, true)
-            .map_err(|e| e.to_string())?;
-        if read.records.is_empty() {
-            break;
-        }
-        let mut buf: Bytes = read.records;
-        let mut last = offset;
-        for set in RecordBatchDecoder::decode_all(&mut buf).map_err(|e| e.to_string())? {
-            for record in set.records {
-                last = last.max(record.offset);
-                if record.control || record.offset < offset {
-                    continue;
-                }
-                let Some(key) = record.key.as_deref() else {
-                    continue;
-                };
-                match CoordinatorRecord::decode(key, record.value.as_deref()) {
-                    Ok(Some(r)) => shard.replay(&r),
-                    Ok(None) => {}
-                    Err(e) => {
-                        warn!(tp = %partition.tp, offset = record.offset, error = %e, "skipping an unreadable record")
-                    }
-                }
+    coordinator_log::for_each_record(partition, |record| {
+        if record.control {
+            if let Some(commit) = coordinator_log::marker_is_commit(record) {
+                shard.replay_end_transaction(record.producer_id, commit);
             }
+            return;
         }
-        offset = last + 1;
-    }
-    Ok(shard)
-}
-
-/// Fires the shard's deadlines (session and rebalance timeouts, offset expiry).
-async fn timer_loop(shard: Arc<Shard>) {
-    loop {
-        let deadline = shard.read(|s| s.next_deadline());
-        let sleep = async {
-            match deadline {
-                Some(at) => {
-                    let wait = (at - crate::now_ms()).max(0) as u64;
-                    tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
-                }
-                None => std::future::pending().await,
-            }
+        let Some(key) = record.key.as_deref() else {
+            return;
         };
-        tokio::select! {
-            _ = shard.stopped.cancelled() => return,
-            _ = shard.wake.notified() => continue,
-            _ = sleep => {
-                let now = crate::now_ms();
-                shard.run(|s| s.on_timer(now));
+        match CoordinatorRecord::decode(key, record.value.as_deref()) {
+            Ok(Some(r)) if record.transactional => {
+                shard.replay_transactional(record.producer_id, &r)
+            }
+            Ok(Some(r)) => shard.replay(&r),
+            Ok(None) => {}
+            Err(e) => {
+                warn!(tp = %partition.tp, offset = record.offset, error = %e, "skipping an unreadable record")
             }
         }
-    }
+    })?;
+    Ok(shard)
 }

@@ -9,11 +9,13 @@
 mod alloc_guard;
 pub mod config;
 mod connection;
+mod coordinator_log;
 mod groups;
 mod handlers;
 mod producer_ids;
 mod replica_manager;
 mod server;
+mod txn;
 
 pub use config::{ConfigError, Listener, ServerConfig};
 pub use server::{Broker, BrokerError};

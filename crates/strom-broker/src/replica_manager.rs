@@ -16,6 +16,8 @@ use strom_metadata::MetadataImage;
 use strom_metadata::config::{self as defs, BrokerConfigView};
 use strom_metadata::records::ConfigResourceType;
 use strom_protocol::batch::{self, Compression, ProduceLimits, TimestampType};
+use strom_protocol::messages::ProducerId;
+use strom_protocol::messages::fetch_response::AbortedTransaction;
 use strom_protocol::{ApiError, ErrorCode};
 use strom_storage::{
     AppendOrigin, Log, LogAppendInfo, LogConfig, LogManager, LogReadResult, StorageError,
@@ -106,6 +108,14 @@ impl Partition {
         self.high_watermark.subscribe()
     }
 
+    /// Single node: what was appended is replicated. The log learns it first (it releases
+    /// transactions whose marker the high watermark passed, moving the last stable offset), then
+    /// waiting fetches are woken.
+    fn advance_high_watermark(&self, high_watermark: i64) {
+        self.log.set_high_watermark(high_watermark);
+        self.high_watermark.send_replace(high_watermark);
+    }
+
     /// Validates and appends the records a client produced, straight from the request buffer.
     pub(crate) fn append_produced(
         &self,
@@ -171,7 +181,7 @@ impl Partition {
         // A retried batch the log already has is answered with its original offsets and
         // moves nothing.
         if !info.duplicate {
-            self.high_watermark.send_replace(info.last_offset + 1);
+            self.advance_high_watermark(info.last_offset + 1);
         }
         Ok((info, log_append_time))
     }
@@ -182,8 +192,45 @@ impl Partition {
             .log
             .append_as(batch, self.leader_epoch, None, AppendOrigin::Coordinator)
             .map_err(storage_error)?;
-        self.high_watermark.send_replace(info.last_offset + 1);
+        self.advance_high_watermark(info.last_offset + 1);
         Ok(info)
+    }
+
+    /// Writes a transaction marker (WriteTxnMarkers, or the local transaction coordinator).
+    pub(crate) fn append_marker(
+        &self,
+        marker: &strom_protocol::batch::EndTxnMarker,
+    ) -> Result<LogAppendInfo, ApiError> {
+        let info = self
+            .log
+            .append_control_marker(marker, self.leader_epoch)
+            .map_err(storage_error)?;
+        // Also wakes read_committed fetches waiting for the last stable offset to move.
+        self.advance_high_watermark(info.last_offset + 1);
+        Ok(info)
+    }
+
+    /// Reads for a read_committed consumer: never past the last stable offset; with the
+    /// aborted transactions of what was read, in Fetch's form.
+    pub(crate) fn read_committed(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one_batch: bool,
+    ) -> Result<(LogReadResult, i64, Option<Vec<AbortedTransaction>>), StorageError> {
+        let read =
+            self.log
+                .read_committed(offset, max_bytes, self.high_watermark(), min_one_batch)?;
+        let aborted = read
+            .aborted
+            .iter()
+            .map(|a| {
+                AbortedTransaction::default()
+                    .with_producer_id(ProducerId(a.producer_id))
+                    .with_first_offset(a.first_offset)
+            })
+            .collect();
+        Ok((read.read, read.last_stable_offset, Some(aborted)))
     }
 
     /// Reads for a consumer: never past the high watermark.
@@ -311,6 +358,7 @@ impl ReplicaManager {
                     .and_then(|t| t.partitions.get(&index))
                     .map(|old| old.high_watermark.clone())
                     .unwrap_or_else(|| watch::Sender::new(log.log_end_offset()));
+                log.set_high_watermark(log.log_end_offset());
                 hw.send_replace(log.log_end_offset());
                 partitions.insert(
                     index,

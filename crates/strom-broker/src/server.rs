@@ -65,6 +65,7 @@ pub(crate) struct Shared {
     /// ones live in the metadata image, see [`Shared::broker_view`].
     pub(crate) static_view: BrokerConfigView,
     pub(crate) groups: crate::groups::GroupCoordinator,
+    pub(crate) txns: crate::txn::TxnCoordinator,
     pub(crate) producer_ids: crate::producer_ids::ProducerIds,
     /// Advertised listeners with the ports actually bound (port 0 resolved).
     pub(crate) advertised: Vec<Listener>,
@@ -82,6 +83,7 @@ impl Shared {
         self.replicas
             .apply_image(image, &self.broker_view_of(image));
         self.groups.sync(image, &self.replicas);
+        self.txns.sync(&self.replicas);
     }
 
     /// Static and dynamic broker config values, for config resolution and DescribeConfigs.
@@ -197,8 +199,10 @@ impl Broker {
             .map_err(|e| BrokerError::Startup(format!("broker registration failed: {e}")))?;
 
         let groups = crate::groups::GroupCoordinator::new(&config);
+        let txns = crate::txn::TxnCoordinator::new(&config).map_err(BrokerError::Startup)?;
         let shared = Arc::new(Shared {
             groups,
+            txns,
             node_id: config.node_id,
             replicas: ReplicaManager::new(config.node_id, Arc::new(logs)),
             config,
@@ -261,11 +265,21 @@ impl Broker {
             self.shared.clone(),
             token.clone(),
         ));
+        if let Some(queue) = self.shared.txns.take_marker_queue() {
+            let (shared, token) = (self.shared.clone(), token.clone());
+            background.spawn(async move {
+                tokio::select! {
+                    _ = token.cancelled() => {}
+                    _ = crate::txn::run_markers(shared, queue) => {}
+                }
+            });
+        }
 
         shutdown.await;
         info!("shutting down: no new connections, finishing in-flight requests");
         token.cancel();
         self.shared.groups.shutdown();
+        self.shared.txns.shutdown();
         while background.join_next().await.is_some() {}
         let mut connections = std::mem::take(&mut *connections.lock().await);
         let drained = tokio::time::timeout(SHUTDOWN_PATIENCE, async {

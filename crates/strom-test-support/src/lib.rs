@@ -263,11 +263,31 @@ pub mod records {
         epoch: i16,
         base_sequence: i32,
     ) -> Bytes {
+        producer_batch(values, producer_id, epoch, base_sequence, false)
+    }
+
+    /// A batch of a transactional producer (the transactional attribute set).
+    pub fn transactional_batch(
+        values: &[&[u8]],
+        producer_id: i64,
+        epoch: i16,
+        base_sequence: i32,
+    ) -> Bytes {
+        producer_batch(values, producer_id, epoch, base_sequence, true)
+    }
+
+    fn producer_batch(
+        values: &[&[u8]],
+        producer_id: i64,
+        epoch: i16,
+        base_sequence: i32,
+        transactional: bool,
+    ) -> Bytes {
         let records: Vec<Record> = values
             .iter()
             .enumerate()
             .map(|(i, v)| Record {
-                transactional: false,
+                transactional,
                 control: false,
                 delete_horizon: false,
                 partition_leader_epoch: -1,

@@ -122,15 +122,21 @@ fn read_all(
                 // batch larger than max_bytes can never block a consumer.
                 let min_one_batch = total == 0;
                 let hw = p.high_watermark();
-                match p.read(slot.request.fetch_offset, limit, min_one_batch) {
-                    Ok(r) => {
+                let read = if read_committed {
+                    p.read_committed(slot.request.fetch_offset, limit, min_one_batch)
+                } else {
+                    p.read(slot.request.fetch_offset, limit, min_one_batch)
+                        .map(|r| (r, p.log.last_stable_offset(), None))
+                };
+                match read {
+                    Ok((r, lso, aborted)) => {
                         total += r.records.len();
                         PartitionData::default()
                             .with_partition_index(index)
                             .with_high_watermark(hw)
-                            .with_last_stable_offset(hw)
+                            .with_last_stable_offset(lso)
                             .with_log_start_offset(r.log_start_offset)
-                            .with_aborted_transactions(read_committed.then(Vec::new))
+                            .with_aborted_transactions(aborted)
                             .with_records(Some(r.records))
                     }
                     Err(e) => {
@@ -141,7 +147,7 @@ fn read_all(
                         }
                         error_partition(index, code)
                             .with_high_watermark(hw)
-                            .with_last_stable_offset(hw)
+                            .with_last_stable_offset(p.log.last_stable_offset())
                             .with_log_start_offset(p.log.log_start_offset())
                     }
                 }

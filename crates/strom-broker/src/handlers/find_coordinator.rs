@@ -1,13 +1,14 @@
-//! FindCoordinator: the node leading a group's `__consumer_offsets` partition, creating the
-//! topic on first use as Kafka does. Batched keys from v4 on. Transaction coordinators come
-//! with transactions; until then their key type is answered with COORDINATOR_NOT_AVAILABLE.
+//! FindCoordinator: the node leading a group's `__consumer_offsets` partition or a
+//! transactional id's `__transaction_state` partition, creating the topic on first use as Kafka
+//! does. Batched keys from v4 on.
 
 use strom_protocol::messages::find_coordinator_response::Coordinator;
 use strom_protocol::messages::{ApiKey, BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
 use strom_protocol::{ApiError, ErrorCode};
 
+use strom_metadata::CreateTopicSpec;
+
 use super::{ApiSpec, Ctx, str_bytes};
-use crate::groups::GROUP_METADATA_TOPIC;
 
 pub(crate) const API: ApiSpec = ApiSpec::new(ApiKey::FindCoordinator, 0, 6);
 
@@ -26,11 +27,18 @@ pub(crate) async fn handle(
     let mut coordinators = Vec::with_capacity(keys.len());
     for key in keys {
         let found = match req.key_type {
-            GROUP => group_coordinator(ctx, &key).await,
-            TRANSACTION => Err(ApiError::new(
-                ErrorCode::CoordinatorNotAvailable,
-                "transactions are not supported by this broker yet",
+            GROUP => {
+                let partition = ctx.shared.groups.partition_for(&key);
+                coordinator(ctx, ctx.shared.groups.topic_spec(), partition).await
+            }
+            TRANSACTION if key.is_empty() => Err(ApiError::new(
+                ErrorCode::InvalidRequest,
+                "an empty transactional id has no coordinator",
             )),
+            TRANSACTION => {
+                let partition = ctx.shared.txns.partition_for(&key);
+                coordinator(ctx, ctx.shared.txns.topic_spec(), partition).await
+            }
             other => Err(ApiError::new(
                 ErrorCode::InvalidRequest,
                 format!("Unknown coordinator key type {other}"),
@@ -64,20 +72,23 @@ pub(crate) async fn handle(
     r
 }
 
-/// (node id, host, port) of the leader of `group_id`'s partition.
-async fn group_coordinator(ctx: &Ctx<'_>, group_id: &str) -> Result<(i32, String, i32), ApiError> {
+/// (node id, host, port) of the leader of partition `partition` of the coordinator topic
+/// `spec` describes, which is created on first use as Kafka does.
+async fn coordinator(
+    ctx: &Ctx<'_>,
+    spec: CreateTopicSpec,
+    partition: i32,
+) -> Result<(i32, String, i32), ApiError> {
     let shared = ctx.shared;
+    let topic = spec.name.clone();
     let mut image = shared.controller.image();
-    if image.topic_by_name(GROUP_METADATA_TOPIC).is_none() {
-        let created = shared
-            .controller
-            .create_topics(vec![shared.groups.topic_spec()], false)
-            .await;
+    if image.topic_by_name(&topic).is_none() {
+        let created = shared.controller.create_topics(vec![spec], false).await;
         match created.into_iter().next() {
             Some(Ok(_)) => {}
             Some(Err(e)) if e.code == ErrorCode::TopicAlreadyExists => {}
             Some(Err(e)) => {
-                tracing::error!(error = %e, "cannot create {GROUP_METADATA_TOPIC}");
+                tracing::error!(error = %e, "cannot create {topic}");
                 return Err(ApiError::new(
                     ErrorCode::CoordinatorNotAvailable,
                     e.to_string(),
@@ -88,9 +99,8 @@ async fn group_coordinator(ctx: &Ctx<'_>, group_id: &str) -> Result<(i32, String
         shared.sync_metadata();
         image = shared.controller.image();
     }
-    let partition = shared.groups.partition_for(group_id);
     let leader = image
-        .topic_by_name(GROUP_METADATA_TOPIC)
+        .topic_by_name(&topic)
         .and_then(|t| t.partitions.get(&partition))
         .map(|p| p.leader)
         .filter(|l| *l >= 0)

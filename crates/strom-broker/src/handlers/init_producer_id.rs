@@ -1,8 +1,9 @@
-//! InitProducerId for idempotent (non-transactional) producers: a fresh producer id with epoch
-//! 0, as Kafka's coordinator answers when there is no transactional id — also when a v3+
-//! client sends its current id and epoch after UNKNOWN_PRODUCER_ID (KIP-360). Transactional
-//! ids need the transaction coordinator, which strom does not have yet.
+//! InitProducerId. Without a transactional id (an idempotent producer) any broker answers with
+//! a fresh producer id at epoch 0 — also when a v3+ client sends its current id and epoch after
+//! UNKNOWN_PRODUCER_ID (KIP-360). With one, the transaction coordinator of the id answers
+//! (epoch bumps, fencing of an older instance; see `strom_coordinator::txn`).
 
+use strom_coordinator::txn::{TxnResponse, init_idempotent_producer};
 use strom_protocol::ErrorCode;
 use strom_protocol::messages::{ApiKey, InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 
@@ -20,22 +21,55 @@ pub(crate) async fn handle(
             .with_producer_id(ProducerId(-1))
             .with_producer_epoch(-1)
     };
-    if req.transactional_id.as_ref().is_some_and(|t| !t.is_empty()) {
-        tracing::debug!(transactional_id = ?req.transactional_id, "transactions are not supported yet");
-        return error(ErrorCode::CoordinatorNotAvailable);
-    }
-    match ctx
+    let transactional_id = req
+        .transactional_id
+        .as_ref()
+        .map(|t| t.0.to_string())
+        .filter(|t| !t.is_empty());
+    let shard = match &transactional_id {
+        Some(id) => match ctx.shared.txns.shard_for(id) {
+            Ok(shard) => Some(shard),
+            Err(code) => return error(code),
+        },
+        None => None,
+    };
+    // Producer ids come from controller-allocated blocks (an await); the state machine takes
+    // them synchronously, so one is drawn up front. A transactional id that keeps its producer
+    // id leaves it unused — ids are 64-bit, and Kafka's blocks skip ids as well.
+    let id = match ctx
         .shared
         .producer_ids
         .next(&ctx.shared.controller, ctx.shared.node_id)
         .await
     {
-        Ok(id) => InitProducerIdResponse::default()
-            .with_producer_id(ProducerId(id))
-            .with_producer_epoch(0),
+        Ok(id) => id,
         Err(e) => {
             tracing::error!(error = %e, "cannot allocate a producer id");
-            error(e.code)
+            return error(e.code);
         }
+    };
+    let mut drawn = Some(id);
+    let mut alloc = move || drawn.take().ok_or(ErrorCode::CoordinatorLoadInProgress);
+    let Some(shard) = shard else {
+        return init_idempotent_producer(&mut alloc);
+    };
+    let token = ctx.shared.txns.next_token();
+    let version = ctx.version;
+    let now = crate::now_ms();
+    match shard
+        .call(token, |s| {
+            s.init_producer_id(now, token, version, &req, &mut alloc)
+        })
+        .await
+    {
+        Ok(TxnResponse::InitProducerId(r)) => r,
+        Ok(other) => {
+            tracing::error!(
+                ?other,
+                "transaction coordinator answered with the wrong response type"
+            );
+            error(ErrorCode::UnknownServerError)
+        }
+        Err(code) => error(code),
     }
 }

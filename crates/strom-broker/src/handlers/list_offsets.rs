@@ -22,6 +22,7 @@ const LATEST_TIERED: i64 = -5;
 pub(crate) async fn handle(ctx: &mut Ctx<'_>, req: ListOffsetsRequest) -> ListOffsetsResponse {
     let local = ctx.shared.replicas.topics();
     let version = ctx.version;
+    let read_committed = req.isolation_level == 1;
     let topics = req
         .topics
         .into_iter()
@@ -36,7 +37,12 @@ pub(crate) async fn handle(ctx: &mut Ctx<'_>, req: ListOffsetsRequest) -> ListOf
                     let mut result = match found.and_then(|t| t.partitions.get(&p.partition_index))
                     {
                         None => Err(ErrorCode::UnknownTopicOrPartition),
-                        Some(partition) => lookup(partition, p.timestamp, p.current_leader_epoch),
+                        Some(partition) => lookup(
+                            partition,
+                            p.timestamp,
+                            p.current_leader_epoch,
+                            read_committed,
+                        ),
                     };
                     if version < 4 {
                         // The leader epoch field exists from v4 on.
@@ -73,6 +79,7 @@ fn lookup(
     partition: &Partition,
     timestamp: i64,
     current_leader_epoch: i32,
+    read_committed: bool,
 ) -> Result<(Option<TimestampOffset>, i32), ErrorCode> {
     if current_leader_epoch >= 0 && current_leader_epoch != partition.leader_epoch {
         return Err(if current_leader_epoch > partition.leader_epoch {
@@ -82,6 +89,12 @@ fn lookup(
         });
     }
     let epoch = partition.leader_epoch;
+    // What a consumer of this isolation level may read up to (Kafka's `lastFetchableOffset`).
+    let fetchable = if read_committed {
+        partition.log.last_stable_offset()
+    } else {
+        partition.high_watermark()
+    };
     let at = |offset| {
         Some(TimestampOffset {
             timestamp: -1,
@@ -93,8 +106,7 @@ fn lookup(
         e.error_code()
     };
     Ok(match timestamp {
-        // Single node: the last stable offset equals the high watermark until transactions.
-        LATEST => (at(partition.high_watermark()), epoch),
+        LATEST => (at(fetchable), epoch),
         EARLIEST | EARLIEST_LOCAL => (at(partition.log.log_start_offset()), epoch),
         LATEST_TIERED => (None, -1),
         MAX_TIMESTAMP => match partition.log.max_timestamp_offset().map_err(storage)? {
@@ -102,7 +114,7 @@ fn lookup(
             None => (None, -1),
         },
         t if t >= 0 => match partition.log.offset_for_timestamp(t).map_err(storage)? {
-            Some(found) if found.offset < partition.high_watermark() => (Some(found), epoch),
+            Some(found) if found.offset < fetchable => (Some(found), epoch),
             _ => (None, -1),
         },
         _ => return Err(ErrorCode::InvalidRequest),

@@ -20,6 +20,7 @@ pub(crate) mod init_producer_id;
 pub(crate) mod list_offsets;
 pub(crate) mod metadata;
 pub(crate) mod produce;
+pub(crate) mod txn;
 
 use strom_protocol::envelope::Request;
 use strom_protocol::messages::{ApiKey, RequestKind, ResponseKind};
@@ -76,6 +77,13 @@ pub(crate) const APIS: &[ApiSpec] = &[
     group::delete::API,
     group::consumer_heartbeat::API,
     group::consumer_describe::API,
+    group::txn_offset_commit::API,
+    txn::add_partitions::API,
+    txn::add_offsets::API,
+    txn::end_txn::API,
+    txn::write_markers::API,
+    txn::describe::API,
+    txn::list::API,
 ];
 
 /// The versions served for `key`, `None` if the API is not served.
@@ -191,6 +199,25 @@ pub(crate) async fn dispatch(
         RequestKind::ConsumerGroupDescribe(r) => {
             ResponseKind::ConsumerGroupDescribe(group::consumer_describe::handle(&mut ctx, r))
         }
+        RequestKind::TxnOffsetCommit(r) => {
+            ResponseKind::TxnOffsetCommit(group::txn_offset_commit::handle(&mut ctx, r).await)
+        }
+        RequestKind::AddPartitionsToTxn(r) => {
+            ResponseKind::AddPartitionsToTxn(txn::add_partitions::handle(&mut ctx, r).await)
+        }
+        RequestKind::AddOffsetsToTxn(r) => {
+            ResponseKind::AddOffsetsToTxn(txn::add_offsets::handle(&mut ctx, r).await)
+        }
+        RequestKind::EndTxn(r) => ResponseKind::EndTxn(txn::end_txn::handle(&mut ctx, r).await),
+        RequestKind::WriteTxnMarkers(r) => {
+            ResponseKind::WriteTxnMarkers(txn::write_markers::handle(&mut ctx, r))
+        }
+        RequestKind::DescribeTransactions(r) => {
+            ResponseKind::DescribeTransactions(txn::describe::handle(&mut ctx, r))
+        }
+        RequestKind::ListTransactions(r) => {
+            ResponseKind::ListTransactions(txn::list::handle(&mut ctx, r))
+        }
         RequestKind::DescribeCluster(r) => {
             ResponseKind::DescribeCluster(describe_cluster::handle(&mut ctx, r))
         }
@@ -280,6 +307,13 @@ mod tests {
         R::VERSIONS
     }
 
+    fn below_newest<R: Message>() -> VersionRange {
+        VersionRange {
+            min: R::VERSIONS.min,
+            max: R::VERSIONS.max - 1,
+        }
+    }
+
     #[test]
     fn registry_serves_the_newest_versions_kafka_protocol_knows() {
         let expected = [
@@ -344,6 +378,33 @@ mod tests {
             (
                 ApiKey::ConsumerGroupDescribe,
                 crate_range::<ConsumerGroupDescribeRequest>(),
+            ),
+            (
+                ApiKey::AddOffsetsToTxn,
+                crate_range::<AddOffsetsToTxnRequest>(),
+            ),
+            (
+                ApiKey::WriteTxnMarkers,
+                crate_range::<WriteTxnMarkersRequest>(),
+            ),
+            (
+                ApiKey::DescribeTransactions,
+                crate_range::<DescribeTransactionsRequest>(),
+            ),
+            (
+                ApiKey::ListTransactions,
+                crate_range::<ListTransactionsRequest>(),
+            ),
+            // The newest version of these is transactions v2 (KIP-890 part 2), which needs the
+            // `transaction.version` feature strom does not finalize: one below.
+            (ApiKey::EndTxn, below_newest::<EndTxnRequest>()),
+            (
+                ApiKey::AddPartitionsToTxn,
+                below_newest::<AddPartitionsToTxnRequest>(),
+            ),
+            (
+                ApiKey::TxnOffsetCommit,
+                below_newest::<TxnOffsetCommitRequest>(),
             ),
         ];
         assert_eq!(APIS.len(), expected.len());

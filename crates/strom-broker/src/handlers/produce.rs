@@ -10,8 +10,44 @@ use crate::replica_manager::LocalTopic;
 
 pub(crate) const API: ApiSpec = ApiSpec::new(ApiKey::Produce, 3, 13);
 
+/// A transactional batch may only go to a partition of the producer's ongoing transaction
+/// (KIP-890 part 1: the check that keeps a late or stray write from hanging the partition's
+/// last stable offset). Malformed batches pass here and are refused by the append's validation.
+fn verify_transaction(
+    ctx: &Ctx<'_>,
+    transactional_id: Option<&str>,
+    topic: &str,
+    partition: i32,
+    records: &[u8],
+) -> Result<(), ApiError> {
+    let Ok(header) = strom_protocol::batch::BatchHeader::parse(records) else {
+        return Ok(());
+    };
+    if !header.is_transactional() {
+        return Ok(());
+    }
+    let Some(id) = transactional_id else {
+        return Err(ApiError::new(
+            ErrorCode::InvalidTxnState,
+            "a transactional batch needs the producer's transactional id in the request",
+        ));
+    };
+    ctx.shared.txns.verify(
+        id,
+        header.producer_id,
+        header.producer_epoch,
+        topic,
+        partition,
+    )
+}
+
 pub(crate) async fn handle(ctx: &mut Ctx<'_>, req: ProduceRequest) -> Reply {
     let acks = req.acks;
+    let transactional_id = req
+        .transactional_id
+        .as_ref()
+        .map(|t| t.0.to_string())
+        .filter(|t| !t.is_empty());
     let local = ctx.shared.replicas.topics();
     let now = now_ms();
     let mut any_error = false;
@@ -32,13 +68,17 @@ pub(crate) async fn handle(ctx: &mut Ctx<'_>, req: ProduceRequest) -> Reply {
             let result = if !matches!(acks, -1..=1) {
                 Err(ApiError::bare(ErrorCode::InvalidRequiredAcks))
             } else {
-                match found.and_then(|t| t.partitions.get(&data.index)) {
+                let records = data.records.as_deref().unwrap_or_default();
+                match found.and_then(|t| t.partitions.get(&data.index).map(|p| (t, p))) {
                     None => Err(ApiError::bare(unknown)),
-                    Some(partition) => partition.append_produced(
-                        data.records.as_deref().unwrap_or_default(),
-                        acks,
-                        now,
-                    ),
+                    Some((t, partition)) => verify_transaction(
+                        ctx,
+                        transactional_id.as_deref(),
+                        &t.name,
+                        data.index,
+                        records,
+                    )
+                    .and_then(|()| partition.append_produced(records, acks, now)),
                 }
             };
             let response = PartitionProduceResponse::default().with_index(data.index);

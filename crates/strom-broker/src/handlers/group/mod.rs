@@ -15,6 +15,7 @@ pub(crate) mod offset_commit;
 pub(crate) mod offset_delete;
 pub(crate) mod offset_fetch;
 pub(crate) mod sync;
+pub(crate) mod txn_offset_commit;
 
 use strom_coordinator::{ClientInfo, GroupCoordinatorShard, Outcome, RequestToken, ShardResponse};
 use strom_protocol::ErrorCode;

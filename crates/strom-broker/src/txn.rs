@@ -1,0 +1,498 @@
+//! Hosting of the transaction coordinator: one [`TransactionCoordinatorShard`] per local
+//! partition of `__transaction_state`, and the writing of transaction markers.
+//!
+//! ```text
+//! handler ──► TxnShard::call(token, |shard| shard.end_txn(..))
+//!               lock ─► state machine ─► TxnOutcome { records, responses, markers }
+//!                        │ records appended to __transaction_state[p] as one batch
+//!                        │   ok:   responses delivered; marker requests queued
+//!                        │   fail: waiting requests get COORDINATOR_NOT_AVAILABLE, the shard
+//!                        │         is rebuilt from its log
+//!               unlock ─► await own response
+//! marker task: for each queued MarkerRequest write a COMMIT/ABORT control batch to every
+//!              partition (under the group shard's lock for __consumer_offsets, which settles
+//!              the transaction's offsets), then report per partition ─► on_markers_written
+//!              ─► CompleteCommit/CompleteAbort record
+//! timer task per shard: transaction timeouts, id expiration, marker retries
+//! ```
+//!
+//! As in groups, the shard lock is a `std` mutex never held across an `.await`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use strom_coordinator::RequestToken;
+use strom_coordinator::txn::{
+    MarkerRequest, PartitionVerification, TransactionCoordinatorShard, TxnConfig, TxnOutcome,
+    TxnRecord, TxnResponse, TxnResult,
+};
+use strom_metadata::{CreateTopicSpec, MetadataImage};
+use strom_protocol::batch::EndTxnMarker;
+use strom_protocol::{ApiError, ErrorCode};
+use tokio::sync::{Notify, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use crate::config::ServerConfig;
+use crate::coordinator_log::{self, Timed};
+use crate::groups::{CoordinatorResult, GROUP_METADATA_TOPIC, GroupCoordinator};
+use crate::replica_manager::{Partition, ReplicaManager};
+
+/// Kafka's internal topic of transaction coordinator state.
+pub(crate) const TRANSACTION_STATE_TOPIC: &str = "__transaction_state";
+
+/// A marker request of the shard of a `__transaction_state` partition.
+type QueuedMarkers = (i32, MarkerRequest);
+
+#[derive(Debug)]
+pub(crate) struct TxnCoordinator {
+    replication_factor: i16,
+    segment_bytes: i64,
+    config: TxnConfig,
+    shards: RwLock<HashMap<i32, Arc<TxnShard>>>,
+    tokens: AtomicU64,
+    markers: mpsc::UnboundedSender<QueuedMarkers>,
+    /// Taken once by the broker, which runs the marker task.
+    marker_queue: Mutex<Option<mpsc::UnboundedReceiver<QueuedMarkers>>>,
+}
+
+#[derive(Debug)]
+pub(crate) struct TxnShard {
+    index: i32,
+    partition: Arc<Partition>,
+    state: Mutex<TxnShardState>,
+    wake: Notify,
+    stopped: CancellationToken,
+    markers: mpsc::UnboundedSender<QueuedMarkers>,
+}
+
+#[derive(Debug)]
+struct TxnShardState {
+    shard: TransactionCoordinatorShard,
+    waiting: HashMap<RequestToken, oneshot::Sender<TxnResponse>>,
+}
+
+impl TxnCoordinator {
+    pub(crate) fn new(config: &ServerConfig) -> Result<Self, String> {
+        let d = TxnConfig::default();
+        let txn = TxnConfig {
+            max_timeout_ms: config.number("transaction.max.timeout.ms", i64::from(d.max_timeout_ms))
+                as i32,
+            transactional_id_expiration_ms: config.number(
+                "transactional.id.expiration.ms",
+                d.transactional_id_expiration_ms,
+            ),
+            abort_timed_out_transaction_cleanup_interval_ms: config.number(
+                "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+                d.abort_timed_out_transaction_cleanup_interval_ms,
+            ),
+            remove_expired_transaction_cleanup_interval_ms: config.number(
+                "transaction.remove.expired.transaction.cleanup.interval.ms",
+                d.remove_expired_transaction_cleanup_interval_ms,
+            ),
+            transaction_state_log_num_partitions: config.number(
+                "transaction.state.log.num.partitions",
+                i64::from(d.transaction_state_log_num_partitions),
+            ) as i32,
+            offsets_topic_num_partitions: config.number(
+                "offsets.topic.num.partitions",
+                i64::from(d.offsets_topic_num_partitions),
+            ) as i32,
+            ..d
+        };
+        txn.validate().map_err(|e| e.to_string())?;
+        let (markers, queue) = mpsc::unbounded_channel();
+        Ok(Self {
+            replication_factor: config.number("transaction.state.log.replication.factor", 1) as i16,
+            segment_bytes: config.number("transaction.state.log.segment.bytes", 104_857_600),
+            config: txn,
+            shards: RwLock::new(HashMap::new()),
+            tokens: AtomicU64::new(1),
+            markers,
+            marker_queue: Mutex::new(Some(queue)),
+        })
+    }
+
+    pub(crate) fn partition_for(&self, transactional_id: &str) -> i32 {
+        strom_coordinator::txn::transaction_partition_for(
+            transactional_id,
+            self.config.transaction_state_log_num_partitions,
+        )
+    }
+
+    /// The CreateTopics entry for `__transaction_state`, as Kafka creates it on first use.
+    pub(crate) fn topic_spec(&self) -> CreateTopicSpec {
+        CreateTopicSpec {
+            name: TRANSACTION_STATE_TOPIC.to_string(),
+            num_partitions: self.config.transaction_state_log_num_partitions,
+            replication_factor: self.replication_factor,
+            assignments: BTreeMap::new(),
+            configs: BTreeMap::from([
+                ("cleanup.policy".to_string(), "compact".to_string()),
+                ("segment.bytes".to_string(), self.segment_bytes.to_string()),
+                ("compression.type".to_string(), "uncompressed".to_string()),
+                (
+                    "unclean.leader.election.enable".to_string(),
+                    "false".to_string(),
+                ),
+            ]),
+        }
+    }
+
+    pub(crate) fn next_token(&self) -> RequestToken {
+        RequestToken(self.tokens.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// The shard of `transactional_id`'s partition, if this node hosts and has loaded it.
+    pub(crate) fn shard_for(&self, transactional_id: &str) -> CoordinatorResult<Arc<TxnShard>> {
+        self.shard_at(self.partition_for(transactional_id))
+            .ok_or(ErrorCode::NotCoordinator)
+    }
+
+    fn shard_at(&self, partition: i32) -> Option<Arc<TxnShard>> {
+        self.shards
+            .read()
+            .expect("shards lock")
+            .get(&partition)
+            .cloned()
+    }
+
+    /// Every loaded shard, by partition (ListTransactions asks them all).
+    pub(crate) fn shards(&self) -> Vec<Arc<TxnShard>> {
+        let mut shards: Vec<Arc<TxnShard>> = self
+            .shards
+            .read()
+            .expect("shards lock")
+            .values()
+            .cloned()
+            .collect();
+        shards.sort_by_key(|s| s.index);
+        shards
+    }
+
+    /// KIP-890's check before a transactional write to `topic`-`partition`: the producer's
+    /// ongoing transaction must contain the partition. Kafka answers an unverified write with
+    /// INVALID_TXN_STATE to clients that predate TRANSACTION_ABORTABLE, and turns coordinator
+    /// trouble into NOT_ENOUGH_REPLICAS, an error every producer retries.
+    pub(crate) fn verify(
+        &self,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        topic: &str,
+        partition: i32,
+    ) -> Result<(), ApiError> {
+        let shard = self.shard_for(transactional_id).map_err(|code| {
+            ApiError::new(
+                ErrorCode::NotEnoughReplicas,
+                format!("cannot verify the transaction of '{transactional_id}': {code:?}"),
+            )
+        })?;
+        let verdict = shard.read(|s| {
+            s.verify_partition(
+                transactional_id,
+                producer_id,
+                producer_epoch,
+                topic,
+                partition,
+            )
+        });
+        match verdict {
+            Ok(PartitionVerification::InTransaction) => Ok(()),
+            Ok(PartitionVerification::NotInTransaction) => Err(ApiError::new(
+                ErrorCode::InvalidTxnState,
+                format!(
+                    "{topic}-{partition} is not in the ongoing transaction of '{transactional_id}'"
+                ),
+            )),
+            Err(code) => Err(ApiError::new(
+                code,
+                format!("the transaction of '{transactional_id}' refused the write"),
+            )),
+        }
+    }
+
+    /// Follows the metadata: loads the shards of local `__transaction_state` partitions (by
+    /// replaying their logs) and stops the shards of partitions no longer here.
+    pub(crate) fn sync(&self, replicas: &ReplicaManager) {
+        let hosted: HashMap<i32, Arc<Partition>> = replicas
+            .topics()
+            .by_name(TRANSACTION_STATE_TOPIC)
+            .map(|t| {
+                t.partitions
+                    .iter()
+                    .map(|(p, part)| (*p, part.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut shards = self.shards.write().expect("shards lock");
+        shards.retain(|p, shard| {
+            let keep = hosted
+                .get(p)
+                .is_some_and(|part| Arc::ptr_eq(part, &shard.partition));
+            if !keep {
+                shard.stopped.cancel();
+            }
+            keep
+        });
+        for (p, partition) in hosted {
+            if shards.contains_key(&p) {
+                continue;
+            }
+            match TxnShard::load(p, partition, self.config.clone(), self.markers.clone()) {
+                Ok(shard) => {
+                    let shard = Arc::new(shard);
+                    coordinator_log::spawn_timer(&shard, "transaction coordinator");
+                    shards.insert(p, shard);
+                }
+                Err(e) => {
+                    error!(partition = p, error = %e, "cannot load transaction coordinator state")
+                }
+            }
+        }
+    }
+
+    /// The receiving end of the marker queue, for [`run_markers`]; `None` after the first call.
+    pub(crate) fn take_marker_queue(&self) -> Option<mpsc::UnboundedReceiver<QueuedMarkers>> {
+        self.marker_queue.lock().expect("marker queue lock").take()
+    }
+
+    /// Stops every shard's timer (broker shutdown).
+    pub(crate) fn shutdown(&self) {
+        for shard in self.shards.read().expect("shards lock").values() {
+            shard.stopped.cancel();
+        }
+    }
+}
+
+impl TxnShard {
+    fn load(
+        index: i32,
+        partition: Arc<Partition>,
+        config: TxnConfig,
+        markers: mpsc::UnboundedSender<QueuedMarkers>,
+    ) -> Result<TxnShard, String> {
+        let started = std::time::Instant::now();
+        let state = replay_log(index, &partition, config)?;
+        let shard = TxnShard {
+            index,
+            partition,
+            state: Mutex::new(TxnShardState {
+                shard: state,
+                waiting: HashMap::new(),
+            }),
+            wake: Notify::new(),
+            stopped: CancellationToken::new(),
+            markers,
+        };
+        let now = crate::now_ms();
+        shard.run(|s| s.on_loaded(now));
+        info!(tp = %shard.partition.tp, elapsed = ?started.elapsed(), "transaction coordinator state loaded");
+        Ok(shard)
+    }
+
+    /// Runs a request through the state machine and waits for its response.
+    pub(crate) async fn call(
+        &self,
+        token: RequestToken,
+        f: impl FnOnce(&mut TransactionCoordinatorShard) -> TxnOutcome,
+    ) -> CoordinatorResult<TxnResponse> {
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut state = self.lock();
+            state.waiting.insert(token, tx);
+            let outcome = f(&mut state.shard);
+            self.commit(&mut state, outcome);
+        }
+        self.wake.notify_one();
+        rx.await.map_err(|_| ErrorCode::CoordinatorNotAvailable)
+    }
+
+    /// Runs something with no waiting request (timers, marker reports).
+    fn run(&self, f: impl FnOnce(&mut TransactionCoordinatorShard) -> TxnOutcome) {
+        let mut state = self.lock();
+        let outcome = f(&mut state.shard);
+        self.commit(&mut state, outcome);
+        drop(state);
+        self.wake.notify_one();
+    }
+
+    /// Read-only access (DescribeTransactions, ListTransactions, produce verification).
+    pub(crate) fn read<R>(&self, f: impl FnOnce(&TransactionCoordinatorShard) -> R) -> R {
+        f(&self.lock().shard)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, TxnShardState> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Writes an outcome's records; then delivers its responses and queues its markers.
+    fn commit(&self, state: &mut TxnShardState, outcome: TxnOutcome) {
+        if !outcome.records.is_empty()
+            && let Err(e) = self.append(&outcome.records)
+        {
+            error!(tp = %self.partition.tp, error = %e, "cannot write transaction coordinator records; reloading");
+            state.waiting.clear();
+            match replay_log(self.index, &self.partition, state.shard.config().clone()) {
+                Ok(mut shard) => {
+                    // Resumes the transactions whose markers were due; its own records (if
+                    // any) would hit the same failure, so only the markers are taken.
+                    let resumed = shard.on_loaded(crate::now_ms());
+                    state.shard = shard;
+                    self.queue_markers(resumed.markers);
+                }
+                Err(e) => error!(tp = %self.partition.tp, error = %e, "reload failed"),
+            }
+            return;
+        }
+        for (token, response) in outcome.responses {
+            if let Some(waiter) = state.waiting.remove(&token) {
+                let _ = waiter.send(response);
+            }
+        }
+        self.queue_markers(outcome.markers);
+    }
+
+    fn queue_markers(&self, markers: Vec<MarkerRequest>) {
+        for m in markers {
+            if self.markers.send((self.index, m)).is_err() {
+                warn!("the marker task has stopped; markers are resumed at the next start");
+            }
+        }
+    }
+
+    fn append(&self, records: &[TxnRecord]) -> Result<(), String> {
+        let batch = coordinator_log::encode_batch(
+            records.iter().map(|r| r.encode()),
+            None,
+            crate::now_ms(),
+        )?;
+        self.partition
+            .append_internal(&batch)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+}
+
+impl Timed for TxnShard {
+    fn next_deadline(&self) -> Option<i64> {
+        self.read(|s| s.next_deadline())
+    }
+
+    fn fire(&self, now_ms: i64) {
+        self.run(|s| s.on_timer(now_ms));
+    }
+
+    fn wake(&self) -> &Notify {
+        &self.wake
+    }
+
+    fn stopped(&self) -> &CancellationToken {
+        &self.stopped
+    }
+}
+
+/// Reads a whole `__transaction_state` partition into a fresh state machine.
+fn replay_log(
+    index: i32,
+    partition: &Partition,
+    config: TxnConfig,
+) -> Result<TransactionCoordinatorShard, String> {
+    let mut shard = TransactionCoordinatorShard::new(config, index, partition.leader_epoch);
+    coordinator_log::for_each_record(partition, |record| {
+        let Some(key) = record.key.as_deref() else {
+            return;
+        };
+        if record.control {
+            return;
+        }
+        match TxnRecord::decode(key, record.value.as_deref()) {
+            Ok(Some(r)) => shard.replay(&r),
+            Ok(None) => {}
+            Err(e) => {
+                warn!(tp = %partition.tp, offset = record.offset, error = %e, "skipping an unreadable record")
+            }
+        }
+    })?;
+    Ok(shard)
+}
+
+/// Writes one marker to a hosted partition. `__consumer_offsets` partitions go through their
+/// group shard, which settles the transaction's offsets with it.
+pub(crate) fn write_marker(
+    replicas: &ReplicaManager,
+    groups: &GroupCoordinator,
+    image: &MetadataImage,
+    topic: &str,
+    partition: i32,
+    marker: &EndTxnMarker,
+) -> Result<(), ApiError> {
+    let local = replicas.topics();
+    let Some(hosted) = local
+        .by_name(topic)
+        .and_then(|t| t.partitions.get(&partition))
+    else {
+        return Err(if image.topic_by_name(topic).is_none() {
+            ApiError::bare(ErrorCode::UnknownTopicOrPartition)
+        } else {
+            ApiError::bare(ErrorCode::NotLeaderOrFollower)
+        });
+    };
+    if topic == GROUP_METADATA_TOPIC
+        && let Some(shard) = groups.shard_at(partition)
+    {
+        return shard.write_marker(marker);
+    }
+    hosted.append_marker(marker).map(|_| ())
+}
+
+/// The marker task: writes the markers the transaction shards ask for, and reports back.
+pub(crate) async fn run_markers(
+    shared: Arc<crate::server::Shared>,
+    mut queue: mpsc::UnboundedReceiver<QueuedMarkers>,
+) {
+    while let Some((index, request)) = queue.recv().await {
+        let image = shared.controller.image();
+        let marker = EndTxnMarker {
+            producer_id: request.producer_id,
+            producer_epoch: request.producer_epoch,
+            coordinator_epoch: request.coordinator_epoch,
+            commit: request.result == TxnResult::Commit,
+            timestamp: crate::now_ms(),
+        };
+        let results: Vec<((String, i32), Option<ErrorCode>)> = request
+            .partitions
+            .iter()
+            .map(|(topic, p)| {
+                let result = write_marker(
+                    &shared.replicas,
+                    &shared.groups,
+                    &image,
+                    topic,
+                    *p,
+                    &marker,
+                );
+                let error = match result {
+                    Ok(()) => None,
+                    // A deleted topic has nothing left to end (Kafka skips it too).
+                    Err(e) if e.code == ErrorCode::UnknownTopicOrPartition => None,
+                    Err(e) => {
+                        warn!(topic, partition = p, error = %e, "cannot write a transaction marker");
+                        Some(e.code)
+                    }
+                };
+                ((topic.clone(), *p), error)
+            })
+            .collect();
+        match shared.txns.shard_at(index) {
+            Some(shard) => shard.run(|s| s.on_markers_written(crate::now_ms(), &request, &results)),
+            None => warn!(
+                partition = index,
+                "the transaction shard moved away before its markers were reported"
+            ),
+        }
+    }
+}

@@ -8,9 +8,11 @@ mod delete_records;
 mod dump_log;
 mod groups;
 mod log_dirs;
+mod perf_test;
 mod produce;
 mod server;
 mod topics;
+mod verifiable;
 
 use std::process::ExitCode;
 
@@ -48,6 +50,15 @@ enum Command {
     DeleteRecords(delete_records::DeleteRecordsArgs),
     /// Describe the brokers' log directories as JSON (like kafka-log-dirs.sh --describe).
     LogDirs(log_dirs::LogDirsArgs),
+    /// Measure producer or consumer throughput and latency (like
+    /// kafka-producer-perf-test.sh and kafka-consumer-perf-test.sh).
+    PerfTest(perf_test::PerfTestArgs),
+    /// Produce numbered messages and print each outcome as JSON (like Kafka's
+    /// VerifiableProducer, for test harnesses).
+    VerifiableProducer(verifiable::VerifiableProducerArgs),
+    /// Consume and print what was consumed as JSON events (like Kafka's VerifiableConsumer,
+    /// for test harnesses).
+    VerifiableConsumer(verifiable::VerifiableConsumerArgs),
 }
 
 fn main() -> ExitCode {
@@ -76,6 +87,9 @@ fn main() -> ExitCode {
         Command::Configs(args) => configs::run(args),
         Command::DeleteRecords(args) => delete_records::run(args),
         Command::LogDirs(args) => log_dirs::run(args),
+        Command::PerfTest(args) => perf_test::run(args),
+        Command::VerifiableProducer(args) => verifiable::run_producer(args),
+        Command::VerifiableConsumer(args) => verifiable::run_consumer(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -148,7 +148,7 @@ async fn produce_lines(
             headers: Vec::new(),
             timestamp: None,
         };
-        pending.push(producer.send(record));
+        pending.push(producer.queue(record).await);
         while pending.len() >= MAX_OUTSTANDING {
             if let Some(outcome) = pending.next().await {
                 record_outcome(outcome);

@@ -10,8 +10,13 @@
 //! Unknown keys are kept (see [`ClientConfig::extra`]) and logged, as Kafka's clients warn
 //! about "supplied but isn't a known config": a properties file written for the Java client
 //! must not be refused for a setting that does not apply to us. Settings that would silently
-//! change semantics if ignored (`enable.idempotence=true`, `transactional.id`, a security
-//! protocol other than PLAINTEXT) are refused with an error instead.
+//! change semantics if ignored (`transactional.id`, a security protocol other than PLAINTEXT)
+//! are refused with an error instead.
+//!
+//! Idempotence follows Java's `ProducerConfig` since Kafka 3.0: on by default; an explicit
+//! `enable.idempotence=true` with `acks` other than `all`, `retries=0` or more than 5 requests
+//! in flight is a configuration error, while the same settings without an explicit
+//! `enable.idempotence` quietly turn idempotence off.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -188,6 +193,9 @@ pub struct ClientConfig {
     delivery_timeout: Option<Duration>,
     max_block: Duration,
     max_in_flight_requests_per_connection: u32,
+    /// `None` until set: the default (on) gives way to conflicting settings, an explicit
+    /// `true` does not (see [`ClientConfig::idempotence`]).
+    enable_idempotence: Option<bool>,
     buffer_memory: u64,
     fetch_min_bytes: i32,
     fetch_max_wait: Duration,
@@ -223,6 +231,7 @@ impl Default for ClientConfig {
             delivery_timeout: None,
             max_block: Duration::from_millis(60_000),
             max_in_flight_requests_per_connection: 5,
+            enable_idempotence: None,
             buffer_memory: 33_554_432,
             fetch_min_bytes: 1,
             fetch_max_wait: Duration::from_millis(500),
@@ -238,6 +247,10 @@ impl Default for ClientConfig {
 }
 
 const DEFAULT_DELIVERY_TIMEOUT: Duration = Duration::from_millis(120_000);
+
+/// The most requests an idempotent producer may have in flight per connection: the broker
+/// remembers the last five batches of each producer per partition for deduplication.
+pub(crate) const MAX_IN_FLIGHT_IDEMPOTENT: u32 = 5;
 
 fn parse_int<T: TryFrom<i64>>(key: &str, value: &str, min: i64, max: i64) -> Result<T> {
     let n: i64 = value
@@ -358,14 +371,7 @@ impl ClientConfig {
                     parse_int(key, value, 1, i32::MAX.into())?
             }
             "buffer.memory" => self.buffer_memory = parse_int(key, value, 0, i64::MAX)?,
-            "enable.idempotence" => {
-                if parse_bool(key, value)? {
-                    return Err(ClientError::config(
-                        key,
-                        "idempotent production is not supported by this client yet; set it to false",
-                    ));
-                }
-            }
+            "enable.idempotence" => self.enable_idempotence = Some(parse_bool(key, value)?),
             "transactional.id" => {
                 return Err(ClientError::config(
                     key,
@@ -422,6 +428,29 @@ impl ClientConfig {
                 "delivery.timeout.ms",
                 "should be equal to or larger than linger.ms + request.timeout.ms",
             ));
+        }
+        if self.enable_idempotence == Some(true) {
+            // Java's ConfigException texts, so that searches for them find Kafka's docs.
+            if self.max_in_flight_requests_per_connection > MAX_IN_FLIGHT_IDEMPOTENT {
+                return Err(ClientError::config(
+                    "max.in.flight.requests.per.connection",
+                    "Must set max.in.flight.requests.per.connection to at most 5 to use the \
+                     idempotent producer.",
+                ));
+            }
+            if self.retries == 0 {
+                return Err(ClientError::config(
+                    "retries",
+                    "Must set retries to non-zero when using the idempotent producer.",
+                ));
+            }
+            if self.acks != Acks::All {
+                return Err(ClientError::config(
+                    "acks",
+                    "Must set acks to all in order to use the idempotent producer. Otherwise we \
+                     cannot guarantee idempotence.",
+                ));
+            }
         }
         if self.retry_backoff_max < self.retry_backoff {
             return Err(ClientError::config(
@@ -487,6 +516,20 @@ impl ClientConfig {
     }
     pub fn with_max_block(mut self, t: Duration) -> Self {
         self.max_block = t;
+        self
+    }
+    /// `enable.idempotence`, set explicitly (checked against `acks`, `retries` and
+    /// `max.in.flight.requests.per.connection` by [`ClientConfig::validate`]).
+    pub fn with_idempotence(mut self, enabled: bool) -> Self {
+        self.enable_idempotence = Some(enabled);
+        self
+    }
+    pub fn with_max_in_flight_requests_per_connection(mut self, n: u32) -> Self {
+        self.max_in_flight_requests_per_connection = n.max(1);
+        self
+    }
+    pub fn with_buffer_memory(mut self, bytes: u64) -> Self {
+        self.buffer_memory = bytes;
         self
     }
     pub fn with_fetch_min_bytes(mut self, bytes: i32) -> Self {
@@ -575,9 +618,19 @@ impl ClientConfig {
     pub fn max_in_flight_requests_per_connection(&self) -> u32 {
         self.max_in_flight_requests_per_connection
     }
-    /// `buffer.memory`: accepted and kept, not enforced yet (no back-pressure).
+    /// `buffer.memory`: bytes of records the producer holds before `send` waits (up to
+    /// `max.block.ms`) for acknowledgements to free room.
     pub fn buffer_memory(&self) -> u64 {
         self.buffer_memory
+    }
+    /// Whether the producer is idempotent: `enable.idempotence` when set, else on unless
+    /// `acks`, `retries` or `max.in.flight.requests.per.connection` conflict (Java's rule).
+    pub fn idempotence(&self) -> bool {
+        self.enable_idempotence.unwrap_or(
+            self.acks == Acks::All
+                && self.retries > 0
+                && self.max_in_flight_requests_per_connection <= MAX_IN_FLIGHT_IDEMPOTENT,
+        )
     }
     pub fn fetch_min_bytes(&self) -> i32 {
         self.fetch_min_bytes
@@ -703,9 +756,30 @@ mod tests {
             ])
             .contains("`yes` is not true or false")
         );
+        assert_eq!(
+            err(&[
+                ("bootstrap.servers", "h:1"),
+                ("enable.idempotence", "true"),
+                ("acks", "1")
+            ]),
+            "invalid configuration `acks`: Must set acks to all in order to use the idempotent \
+             producer. Otherwise we cannot guarantee idempotence."
+        );
         assert!(
-            err(&[("bootstrap.servers", "h:1"), ("enable.idempotence", "true")])
-                .starts_with("invalid configuration `enable.idempotence`")
+            err(&[
+                ("bootstrap.servers", "h:1"),
+                ("enable.idempotence", "true"),
+                ("retries", "0")
+            ])
+            .starts_with("invalid configuration `retries`: Must set retries to non-zero")
+        );
+        assert!(
+            err(&[
+                ("bootstrap.servers", "h:1"),
+                ("enable.idempotence", "true"),
+                ("max.in.flight.requests.per.connection", "6")
+            ])
+            .contains("at most 5")
         );
         assert!(
             err(&[("bootstrap.servers", "h:1"), ("security.protocol", "SSL")])
@@ -719,6 +793,21 @@ mod tests {
             ])
             .starts_with("invalid configuration `delivery.timeout.ms`")
         );
+    }
+
+    #[test]
+    fn idempotence_is_on_by_default_and_yields_to_conflicting_settings() {
+        let c = |pairs: &[(&str, &str)]| {
+            let mut all = vec![("bootstrap.servers", "h:1")];
+            all.extend_from_slice(pairs);
+            ClientConfig::from_properties(&props(&all)).unwrap()
+        };
+        assert!(c(&[]).idempotence());
+        assert!(!c(&[("acks", "1")]).idempotence());
+        assert!(!c(&[("retries", "0")]).idempotence());
+        assert!(!c(&[("max.in.flight.requests.per.connection", "6")]).idempotence());
+        assert!(!c(&[("enable.idempotence", "false")]).idempotence());
+        assert!(c(&[("enable.idempotence", "true"), ("acks", "all")]).idempotence());
     }
 
     #[test]

@@ -302,6 +302,18 @@ impl Connection {
         request: &R,
         timeout: Duration,
     ) -> Result<Bytes> {
+        let (correlation_id, rx) = self.write_request(api, version, request)?;
+        self.await_response(api, correlation_id, rx, timeout).await
+    }
+
+    /// Encodes a request and queues it for writing, now: requests started one after the
+    /// other leave in that order, whoever awaits their responses.
+    fn write_request<R: Request>(
+        &self,
+        api: ApiKey,
+        version: i16,
+        request: &R,
+    ) -> Result<(i32, oneshot::Receiver<Result<Bytes>>)> {
         let (correlation_id, frame) = self.encode(api, version, request)?;
         trace!(addr = self.addr(), ?api, version, correlation_id, "send");
         let (tx, rx) = oneshot::channel();
@@ -321,6 +333,16 @@ impl Connection {
             self.shared.lock().pending.remove(&correlation_id);
             return Err(e);
         }
+        Ok((correlation_id, rx))
+    }
+
+    async fn await_response(
+        &self,
+        api: ApiKey,
+        correlation_id: i32,
+        rx: oneshot::Receiver<Result<Bytes>>,
+        timeout: Duration,
+    ) -> Result<Bytes> {
         match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(result)) => result,
             Ok(Err(_)) => Err(self.closed_reason()),
@@ -334,6 +356,31 @@ impl Connection {
                 Err(e)
             }
         }
+    }
+
+    /// Writes a request at `version` at once (see [`Connection::write_request`]) and returns
+    /// the future of its response, which may be awaited elsewhere: how the producer keeps
+    /// pipelined Produce requests in the order it drained their batches.
+    pub(crate) fn start_call<R: Request>(
+        self: &Arc<Self>,
+        request: &R,
+        version: i16,
+        timeout: Duration,
+    ) -> Result<impl Future<Output = Result<R::Response>> + Send + 'static>
+    where
+        R::Response: Send + 'static,
+    {
+        let api = api_key::<R>()?;
+        let (correlation_id, rx) = self.write_request(api, version, request)?;
+        let conn = self.clone();
+        Ok(async move {
+            let frame = conn
+                .await_response(api, correlation_id, rx, timeout)
+                .await?;
+            let (_, body) = decode_response::<R::Response>(api, version, frame)
+                .map_err(|e| ClientError::Protocol(e.to_string()))?;
+            Ok(body)
+        })
     }
 
     /// ApiVersions: learn what the broker serves.

@@ -65,6 +65,22 @@ pub enum ClientError {
         limit: usize,
         setting: &'static str,
     },
+    /// `buffer.memory` had no room for a record within `max.block.ms` (Java's
+    /// `BufferExhaustedException`, a `TimeoutException`, hence retriable).
+    #[error(
+        "Failed to allocate {requested} bytes within the configured max blocking time {} ms. \
+         Total memory: {total} bytes.",
+        waited.as_millis()
+    )]
+    BufferExhausted {
+        requested: usize,
+        total: u64,
+        waited: Duration,
+    },
+    /// The idempotent producer hit an error it cannot recover from (its producer id could
+    /// not be obtained); every later send fails with it.
+    #[error("the producer failed: {0}")]
+    Fatal(Box<ClientError>),
     /// The producer or consumer was closed.
     #[error("the client is closed")]
     Closed,
@@ -77,8 +93,9 @@ impl ClientError {
         match self {
             Self::Kafka { code, .. } => code.is_retriable(),
             Self::Connect { .. } | Self::Io { .. } | Self::Disconnected { .. } => true,
-            Self::Timeout { .. } => true,
-            Self::Protocol(_)
+            Self::Timeout { .. } | Self::BufferExhausted { .. } => true,
+            Self::Fatal(_)
+            | Self::Protocol(_)
             | Self::UnsupportedVersion { .. }
             | Self::Config { .. }
             | Self::InvalidArgument(_)
@@ -91,6 +108,7 @@ impl ClientError {
     pub fn code(&self) -> Option<ErrorCode> {
         match self {
             Self::Kafka { code, .. } => Some(*code),
+            Self::Fatal(inner) => inner.code(),
             _ => None,
         }
     }

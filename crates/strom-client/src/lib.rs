@@ -2,9 +2,12 @@
 //!
 //! - [`Producer`]: `send` records, get their offsets; Kafka's partitioner (murmur2 for keys,
 //!   sticky for null keys), per-partition batching (`batch.size`, `linger.ms`), compression,
-//!   `acks`, retries with backoff.
+//!   `acks`, retries with backoff; idempotent by default (exactly once and in order per
+//!   partition across retries, up to 5 requests in flight); `buffer.memory` back-pressure
+//!   ([`Producer::queue`]); [`ProducerInterceptor`]s.
 //! - [`Consumer`]: consume assigned partitions from an offset, the start or the end; `poll`,
-//!   `seek`, `position`, ListOffsets helpers. No consumer groups yet.
+//!   `seek`, `position`, ListOffsets helpers; [`ConsumerInterceptor`]s. No consumer groups
+//!   yet.
 //! - [`Admin`]: create, delete, list and describe topics, add partitions, describe and alter
 //!   configs, describe the cluster; list, describe and delete consumer groups, read, reset and
 //!   delete their committed offsets; list offsets, delete records, describe log directories
@@ -47,9 +50,9 @@
 //!
 //! Known limitations: record headers go through `kafka-protocol`'s `IndexMap`, so two headers
 //! with the same key collapse into one (the last value wins) when producing and when
-//! consuming. Idempotence, transactions, a group-managed consumer (subscribe with a
-//! `group.id`) and `buffer.memory` back-pressure are not implemented yet; [`group_protocol`]
-//! already reads and writes the consumer protocol's member bytes.
+//! consuming. Transactions and a group-managed consumer (subscribe with a `group.id`) are not
+//! implemented yet; [`group_protocol`] already reads and writes the consumer protocol's member
+//! bytes.
 
 pub mod admin;
 mod cluster;
@@ -58,6 +61,7 @@ mod connection;
 pub mod consumer;
 mod error;
 pub mod group_protocol;
+pub mod interceptor;
 mod offsets;
 pub mod producer;
 mod record;
@@ -76,6 +80,7 @@ pub use config::{Acks, AutoOffsetReset, ClientConfig, CompressionType, Isolation
 pub use consumer::{Consumer, Offset};
 pub use error::{ClientError, Result, error_code_description, error_code_name};
 pub use group_protocol::{ConsumerAssignment, ConsumerSubscription};
+pub use interceptor::{ConsumerInterceptor, ProducerInterceptor};
 pub use offsets::OffsetAndTimestamp;
 pub use producer::{DeliveryFuture, Producer};
 pub use record::{

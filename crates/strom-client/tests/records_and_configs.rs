@@ -32,11 +32,11 @@ async fn setup(topics: &[(&str, i32)]) -> (TestBroker, Admin) {
     (broker, admin)
 }
 
-/// Produces `n` records to partition 0 of `topic`, record `i` stamped `base_ts + i * 1000`.
+/// Produces `n` records to partition 0 of `topic`, record `i` stamped `base_ts + i * 1000`,
+/// without idempotence (so that the partition has no producer state).
 async fn produce(broker: &TestBroker, topic: &str, n: i64, base_ts: i64) {
-    let producer = Producer::connect(ClientConfig::new(broker.bootstrap_servers()))
-        .await
-        .unwrap();
+    let config = ClientConfig::new(broker.bootstrap_servers()).with_idempotence(false);
+    let producer = Producer::connect(config).await.unwrap();
     for i in 0..n {
         producer
             .send(

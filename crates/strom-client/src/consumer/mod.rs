@@ -20,6 +20,7 @@ use tracing::debug;
 use crate::cluster::{Cluster, PartitionDescription, Topics};
 use crate::config::{AutoOffsetReset, ClientConfig};
 use crate::error::{ClientError, Result, code_invalidates_metadata};
+use crate::interceptor::{ConsumerInterceptor, ConsumerInterceptors};
 use crate::offsets::{
     EARLIEST_TIMESTAMP, LATEST_TIMESTAMP, OffsetAndTimestamp, list_offsets, list_offsets_once,
 };
@@ -92,6 +93,7 @@ pub struct Consumer {
     fetches_tx: mpsc::UnboundedSender<FetchDone>,
     fetches: mpsc::UnboundedReceiver<FetchDone>,
     metadata_wanted: bool,
+    interceptors: ConsumerInterceptors,
 }
 
 impl std::fmt::Debug for Consumer {
@@ -106,6 +108,14 @@ impl std::fmt::Debug for Consumer {
 impl Consumer {
     /// Connects to the cluster; fails fast if no bootstrap server answers.
     pub async fn connect(config: ClientConfig) -> Result<Consumer> {
+        Self::connect_with_interceptors(config, Vec::new()).await
+    }
+
+    /// [`Consumer::connect`] with interceptors that see every polled record, in order.
+    pub async fn connect_with_interceptors(
+        config: ClientConfig,
+        interceptors: Vec<Arc<dyn ConsumerInterceptor>>,
+    ) -> Result<Consumer> {
         let cluster = Cluster::connect(config, true).await?;
         let (fetches_tx, fetches) = mpsc::unbounded_channel();
         Ok(Consumer {
@@ -116,6 +126,7 @@ impl Consumer {
             fetches_tx,
             fetches,
             metadata_wanted: false,
+            interceptors: ConsumerInterceptors::new(interceptors),
         })
     }
 
@@ -254,7 +265,7 @@ impl Consumer {
         loop {
             let records = self.drain();
             if !records.is_empty() {
-                return Ok(records);
+                return Ok(self.interceptors.on_consume(records));
             }
             if self.metadata_wanted
                 || self
@@ -300,7 +311,10 @@ impl Consumer {
                     }
                 }
                 Ok(None) => return Err(ClientError::Closed),
-                Err(_) if Instant::now() >= deadline => return Ok(self.drain()),
+                Err(_) if Instant::now() >= deadline => {
+                    let records = self.drain();
+                    return Ok(self.interceptors.on_consume(records));
+                }
                 Err(_) => {}
             }
         }

@@ -3,11 +3,14 @@
 //! Records are appended to the open (last) batch of their partition until it would exceed
 //! `batch.size`; a batch becomes sendable when it is full, when another batch queues behind
 //! it, when it has waited `linger.ms`, or at once while the producer is flushing or closing.
-//! Only the front batch of a partition is ever in flight, and a failed batch goes back to the
-//! front, so records of one partition are written in the order they were sent even across
-//! retries (what idempotence will later guarantee with sequence numbers, this guarantees by
-//! never pipelining a partition). There is no `buffer.memory` limit yet: queues grow without
-//! back-pressure.
+//!
+//! Up to `max.in.flight.requests.per.connection` batches of a partition may be in flight.
+//! A batch that comes back for a retry is put back among the front batches in send order
+//! and goes out alone (nothing else of its partition in flight), as Java's
+//! `RecordAccumulator` does for the idempotent producer: with sequence numbers the broker
+//! then writes the partition's records exactly once and in order. Without idempotence a
+//! retried batch can land after batches that were in flight behind it, as in Java.
+//! `buffer.memory` is accounted by the producer (see `Producer::send`), not here.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
@@ -16,7 +19,8 @@ use bytes::Bytes;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-use crate::error::{ClientError, Result};
+use super::idempotence::BatchSequence;
+use crate::error::Result;
 use crate::record::{Header, RecordMetadata, TopicPartition};
 
 /// Size of a v2 batch header, counted once per batch against `batch.size`.
@@ -74,6 +78,10 @@ pub(crate) struct Batch {
     /// No more records may join: it was sent once (a retry must resend the same records) or
     /// it is full.
     pub(crate) sealed: bool,
+    /// It was drained at least once: when it comes back it is a retry, sent alone.
+    pub(crate) drained: bool,
+    /// Producer id, epoch and base sequence, fixed at the first drain (idempotence).
+    pub(crate) sequence: Option<BatchSequence>,
 }
 
 impl Batch {
@@ -86,32 +94,33 @@ impl Batch {
             attempts: 0,
             retry_at: None,
             sealed: false,
+            drained: false,
+            sequence: None,
         }
     }
 
-    /// Fails every record of the batch.
-    pub(crate) fn fail(self, error: &ClientError) -> Vec<u64> {
-        let mut seqs = Vec::with_capacity(self.records.len());
-        for record in self.records {
-            seqs.push(record.seq);
-            record.complete(Err(error.clone()));
-        }
-        seqs
+    /// Send order of the batch's first record: retried batches are kept in this order.
+    fn first_seq(&self) -> u64 {
+        self.records.first().map_or(u64::MAX, |r| r.seq)
     }
 
     /// Splits a multi-record batch into one batch per record (after MESSAGE_TOO_LARGE),
-    /// keeping their order and retry state.
+    /// keeping their order and retry state. A numbered batch's pieces take its sequences
+    /// one each, so the batches behind it keep theirs (Java's `splitAndReenqueue`).
     pub(crate) fn split(self) -> Vec<Batch> {
         let Batch {
             tp,
             records,
             created,
             attempts,
+            drained,
+            sequence,
             ..
         } = self;
         records
             .into_iter()
-            .map(|record| Batch {
+            .enumerate()
+            .map(|(i, record)| Batch {
                 tp: tp.clone(),
                 size: BATCH_OVERHEAD + record.size,
                 records: vec![record],
@@ -119,29 +128,45 @@ impl Batch {
                 attempts,
                 retry_at: None,
                 sealed: true,
+                drained,
+                sequence: sequence.map(|s| BatchSequence {
+                    base: super::idempotence::increment_sequence(
+                        s.base,
+                        i32::try_from(i).unwrap_or(i32::MAX),
+                    ),
+                    ..s
+                }),
             })
             .collect()
     }
 }
 
 #[derive(Debug, Default)]
-struct PartitionQueue {
+pub(crate) struct PartitionQueue {
     batches: VecDeque<Batch>,
-    in_flight: bool,
+    in_flight: usize,
 }
 
 #[derive(Debug)]
 pub(crate) struct Accumulator {
     batch_size: usize,
     linger: Duration,
+    /// Batches of one partition in flight at most (`max.in.flight.requests.per.connection`).
+    max_in_flight: usize,
     partitions: BTreeMap<TopicPartition, PartitionQueue>,
 }
 
+/// Decides whether a partition's front batch may go now, beyond the accumulator's own rules
+/// (the idempotent producer's sequence state): `(partition, front batch, batches in flight)`.
+pub(crate) trait DrainGate: Fn(&TopicPartition, &Batch, usize) -> bool {}
+impl<F: Fn(&TopicPartition, &Batch, usize) -> bool> DrainGate for F {}
+
 impl Accumulator {
-    pub(crate) fn new(batch_size: usize, linger: Duration) -> Self {
+    pub(crate) fn new(batch_size: usize, linger: Duration, max_in_flight: usize) -> Self {
         Self {
             batch_size,
             linger,
+            max_in_flight: max_in_flight.max(1),
             partitions: BTreeMap::new(),
         }
     }
@@ -174,13 +199,20 @@ impl Accumulator {
         }
     }
 
-    /// When the front batch of `queue` may be sent (`None`: not now, nothing to send or one
-    /// already in flight).
-    fn send_time(&self, queue: &PartitionQueue, force: bool) -> Option<Instant> {
-        if queue.in_flight {
+    /// When the front batch of `queue` may be sent (`None`: not now, nothing to send, too
+    /// many in flight, or a retry waiting for the partition's other batches to return).
+    fn send_time(
+        &self,
+        tp: &TopicPartition,
+        queue: &PartitionQueue,
+        force: bool,
+        gate: &impl DrainGate,
+    ) -> Option<Instant> {
+        let front = queue.batches.front()?;
+        let limit = if front.drained { 1 } else { self.max_in_flight };
+        if queue.in_flight >= limit || !gate(tp, front, queue.in_flight) {
             return None;
         }
-        let front = queue.batches.front()?;
         let lingered = if force || front.sealed || queue.batches.len() > 1 {
             front.created
         } else {
@@ -193,20 +225,49 @@ impl Accumulator {
     }
 
     /// Partitions whose front batch may be sent now.
-    pub(crate) fn ready(&self, now: Instant, force: bool) -> Vec<TopicPartition> {
+    pub(crate) fn ready(
+        &self,
+        now: Instant,
+        force: bool,
+        gate: &impl DrainGate,
+    ) -> Vec<TopicPartition> {
         self.partitions
             .iter()
-            .filter(|(_, q)| self.send_time(q, force).is_some_and(|t| t <= now))
+            .filter(|(tp, q)| self.send_time(tp, q, force, gate).is_some_and(|t| t <= now))
             .map(|(tp, _)| tp.clone())
             .collect()
     }
 
     /// The earliest time some batch becomes sendable.
-    pub(crate) fn next_ready_time(&self, force: bool) -> Option<Instant> {
+    pub(crate) fn next_ready_time(&self, force: bool, gate: &impl DrainGate) -> Option<Instant> {
         self.partitions
-            .values()
-            .filter_map(|q| self.send_time(q, force))
+            .iter()
+            .filter_map(|(tp, q)| self.send_time(tp, q, force, gate))
             .min()
+    }
+
+    /// The partition's front batch, if any.
+    pub(crate) fn front(&self, tp: &TopicPartition) -> Option<&Batch> {
+        self.partitions.get(tp)?.batches.front()
+    }
+
+    /// Forgets the sequences of `tp`'s queued batches, to be numbered again when drained.
+    pub(crate) fn clear_sequences(&mut self, tp: &TopicPartition) {
+        if let Some(queue) = self.partitions.get_mut(tp) {
+            for batch in &mut queue.batches {
+                batch.sequence = None;
+            }
+        }
+    }
+
+    /// Removes every queued (not in-flight) batch.
+    pub(crate) fn take_all_queued(&mut self) -> Vec<Batch> {
+        let mut out = Vec::new();
+        for queue in self.partitions.values_mut() {
+            out.extend(queue.batches.drain(..));
+        }
+        self.partitions.retain(|_, q| q.in_flight > 0);
+        out
     }
 
     /// Keeps `tp`'s front batch from being sent before `until` (no leader known yet).
@@ -225,33 +286,39 @@ impl Accumulator {
         self.partitions.get(tp)?.batches.front().map(|b| b.size)
     }
 
-    /// Takes `tp`'s front batch for sending; the partition is in flight until
+    /// Takes `tp`'s front batch for sending; it counts as in flight until
     /// [`Accumulator::finished`] or [`Accumulator::requeue`].
     pub(crate) fn take_front(&mut self, tp: &TopicPartition) -> Option<Batch> {
         let queue = self.partitions.get_mut(tp)?;
         let mut batch = queue.batches.pop_front()?;
         batch.sealed = true;
-        queue.in_flight = true;
+        batch.drained = true;
+        queue.in_flight += 1;
         Some(batch)
     }
 
-    /// The in-flight batch of `tp` is done (acknowledged or failed for good).
+    /// One in-flight batch of `tp` is done (acknowledged or failed for good).
     pub(crate) fn finished(&mut self, tp: &TopicPartition) {
         if let Some(queue) = self.partitions.get_mut(tp) {
-            queue.in_flight = false;
-            if queue.batches.is_empty() {
+            queue.in_flight = queue.in_flight.saturating_sub(1);
+            if queue.batches.is_empty() && queue.in_flight == 0 {
                 self.partitions.remove(tp);
             }
         }
     }
 
-    /// Puts batches of one partition back at the front, in the given order, and ends its
-    /// in-flight state.
+    /// An in-flight batch of `tp` came back for a retry (as one batch, or split into
+    /// several): they go back among the drained batches at the front, in send order.
     pub(crate) fn requeue(&mut self, tp: &TopicPartition, batches: Vec<Batch>) {
         let queue = self.partitions.entry(tp.clone()).or_default();
-        queue.in_flight = false;
+        queue.in_flight = queue.in_flight.saturating_sub(1);
         for batch in batches.into_iter().rev() {
-            queue.batches.push_front(batch);
+            let at = queue
+                .batches
+                .iter()
+                .position(|b| !b.drained || b.first_seq() > batch.first_seq())
+                .unwrap_or(queue.batches.len());
+            queue.batches.insert(at, batch);
         }
     }
 
@@ -270,7 +337,7 @@ impl Accumulator {
             }
         }
         self.partitions
-            .retain(|_, q| q.in_flight || !q.batches.is_empty());
+            .retain(|_, q| q.in_flight > 0 || !q.batches.is_empty());
         expired
     }
 
@@ -286,6 +353,10 @@ impl Accumulator {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn open(_: &TopicPartition, _: &Batch, _: usize) -> bool {
+        true
+    }
 
     fn record(seq: u64, size: usize) -> PendingRecord {
         let (done, _) = oneshot::channel();
@@ -305,28 +376,31 @@ mod tests {
     #[tokio::test]
     async fn batches_fill_up_to_batch_size_and_linger() {
         let tp = TopicPartition::new("t", 0);
-        let mut acc = Accumulator::new(1000, Duration::from_millis(50));
+        let mut acc = Accumulator::new(1000, Duration::from_millis(50), 1);
         let t0 = Instant::now();
         acc.append(tp.clone(), record(0, 400), t0);
         acc.append(tp.clone(), record(1, 400), t0);
         // Not full, not lingered yet.
-        assert!(acc.ready(t0, false).is_empty());
+        assert!(acc.ready(t0, false, &open).is_empty());
         assert_eq!(
-            acc.next_ready_time(false),
+            acc.next_ready_time(false, &open),
             Some(t0 + Duration::from_millis(50))
         );
         assert_eq!(
-            acc.ready(t0 + Duration::from_millis(50), false),
+            acc.ready(t0 + Duration::from_millis(50), false, &open),
             vec![tp.clone()]
         );
-        assert_eq!(acc.ready(t0, true), vec![tp.clone()]);
+        assert_eq!(acc.ready(t0, true, &open), vec![tp.clone()]);
         // A third record does not fit: a second batch starts and the first is sendable.
         acc.append(tp.clone(), record(2, 400), t0);
-        assert_eq!(acc.ready(t0, false), vec![tp.clone()]);
+        assert_eq!(acc.ready(t0, false, &open), vec![tp.clone()]);
         let first = acc.take_front(&tp).unwrap();
         assert_eq!(first.records.len(), 2);
-        // One in flight per partition.
-        assert!(acc.ready(t0 + Duration::from_secs(1), true).is_empty());
+        // One in flight per partition (the limit given to `new`).
+        assert!(
+            acc.ready(t0 + Duration::from_secs(1), true, &open)
+                .is_empty()
+        );
         acc.requeue(&tp, vec![first]);
         let again = acc.take_front(&tp).unwrap();
         assert_eq!(again.records[0].seq, 0, "a retried batch goes first");
@@ -340,11 +414,15 @@ mod tests {
     #[tokio::test]
     async fn oversized_record_gets_its_own_batch_and_split_keeps_order() {
         let tp = TopicPartition::new("t", 0);
-        let mut acc = Accumulator::new(100, Duration::from_secs(10));
+        let mut acc = Accumulator::new(100, Duration::from_secs(10), 1);
         let t0 = Instant::now();
         acc.append(tp.clone(), record(0, 5000), t0);
-        assert_eq!(acc.ready(t0, false), vec![tp.clone()], "full at once");
-        let mut acc = Accumulator::new(10_000, Duration::ZERO);
+        assert_eq!(
+            acc.ready(t0, false, &open),
+            vec![tp.clone()],
+            "full at once"
+        );
+        let mut acc = Accumulator::new(10_000, Duration::ZERO, 1);
         for i in 0..3 {
             acc.append(tp.clone(), record(i, 10), t0);
         }
@@ -365,7 +443,7 @@ mod tests {
     #[tokio::test]
     async fn expiry_takes_old_queued_batches_only() {
         let tp = TopicPartition::new("t", 0);
-        let mut acc = Accumulator::new(0, Duration::ZERO);
+        let mut acc = Accumulator::new(0, Duration::ZERO, 1);
         let t0 = Instant::now();
         acc.append(tp.clone(), record(0, 10), t0);
         acc.append(tp.clone(), record(1, 10), t0 + Duration::from_secs(5));
@@ -373,5 +451,69 @@ mod tests {
         assert_eq!(expired.len(), 1);
         assert_eq!(expired[0].records[0].seq, 0);
         assert_eq!(acc.oldest_batch(), Some(t0 + Duration::from_secs(5)));
+    }
+}
+
+#[cfg(test)]
+mod pipelining_tests {
+    use super::*;
+
+    fn open(_: &TopicPartition, _: &Batch, _: usize) -> bool {
+        true
+    }
+
+    fn record(seq: u64) -> PendingRecord {
+        let (done, _) = oneshot::channel();
+        PendingRecord {
+            seq,
+            topic: "t".into(),
+            partition: None,
+            key: None,
+            value: None,
+            headers: Vec::new(),
+            timestamp: 0,
+            size: 10,
+            done,
+        }
+    }
+
+    #[tokio::test]
+    async fn several_in_flight_and_retries_go_alone_in_send_order() {
+        let tp = TopicPartition::new("t", 0);
+        // One record per batch.
+        let mut acc = Accumulator::new(BATCH_OVERHEAD + 10, Duration::ZERO, 3);
+        let t0 = Instant::now();
+        for i in 0..5 {
+            acc.append(tp.clone(), record(i), t0);
+        }
+        let mut out = Vec::new();
+        while !acc.ready(t0, false, &open).is_empty() {
+            out.push(acc.take_front(&tp).unwrap());
+        }
+        assert_eq!(out.len(), 3, "max in flight");
+        // The second and then the first come back for a retry: they line up in send order,
+        // before the never-sent batches, and wait for the third to return.
+        let third = out.pop().unwrap();
+        let second = out.pop().unwrap();
+        let first = out.pop().unwrap();
+        acc.requeue(&tp, vec![second]);
+        acc.requeue(&tp, vec![first]);
+        assert!(acc.ready(t0, false, &open).is_empty(), "a retry goes alone");
+        acc.finished(&tp);
+        drop(third);
+        assert_eq!(acc.ready(t0, false, &open), vec![tp.clone()]);
+        let retry = acc.take_front(&tp).unwrap();
+        assert_eq!(retry.records[0].seq, 0);
+        assert!(
+            acc.ready(t0, false, &open).is_empty(),
+            "one retry at a time"
+        );
+        acc.finished(&tp);
+        assert_eq!(acc.take_front(&tp).unwrap().records[0].seq, 1);
+        acc.finished(&tp);
+        // Fresh batches pipeline again.
+        assert_eq!(acc.take_front(&tp).unwrap().records[0].seq, 3);
+        assert_eq!(acc.ready(t0, false, &open), vec![tp.clone()]);
+        assert_eq!(acc.take_front(&tp).unwrap().records[0].seq, 4);
     }
 }

@@ -1,6 +1,8 @@
 //! The producer: `send` returns a future that completes when the broker has the record (per
 //! `acks`), records are partitioned like Kafka's Java client, batched per partition and sent by
-//! one background task.
+//! one background task. Idempotent by default, as Java's client since Kafka 3.0: each batch
+//! carries a producer id, epoch and sequence so that retries are written exactly once and in
+//! order (see [`idempotence`]'s module docs).
 //!
 //! ```text
 //!  Producer::send ──(ordered channel)──► sender task
@@ -18,8 +20,15 @@
 //!
 //! `send` hands the record to the task synchronously, so the order of `send` calls is the order
 //! of records in each partition, whether or not the caller awaits in between.
+//!
+//! `buffer.memory` bounds the bytes of records accepted and not yet completed. Java's `send`
+//! blocks its thread up to `max.block.ms` when the buffer is full; an async client must not
+//! block, so the waiting form is [`Producer::queue`] (awaits room, then returns the delivery
+//! future), while [`Producer::send`] never waits and fails a record at once with
+//! [`ClientError::BufferExhausted`] when there is no room (librdkafka's `QUEUE_FULL`).
 
 mod accumulator;
+mod idempotence;
 pub mod partitioner;
 mod sender;
 
@@ -30,11 +39,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use tokio::sync::{mpsc, oneshot};
+use std::time::Duration;
+
+use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::cluster::Cluster;
 use crate::config::ClientConfig;
 use crate::error::{ClientError, Result};
+use crate::interceptor::{ProducerInterceptor, ProducerInterceptors};
 use crate::record::{ProducerRecord, RecordMetadata};
 use accumulator::{BATCH_OVERHEAD, PendingRecord, estimate_record_size};
 
@@ -58,6 +70,12 @@ pub struct Producer {
     commands: mpsc::UnboundedSender<Command>,
     next_seq: Arc<AtomicU64>,
     max_request_size: usize,
+    /// One permit per byte of `buffer.memory`; the sender task gives them back as records
+    /// complete. The semaphore is fair, so a waiting `queue` is not overtaken by later sends.
+    memory: Arc<Semaphore>,
+    buffer_memory: u64,
+    max_block: Duration,
+    interceptors: ProducerInterceptors,
 }
 
 impl std::fmt::Debug for Command {
@@ -73,35 +91,156 @@ impl std::fmt::Debug for Command {
 impl Producer {
     /// Connects to the cluster (fails fast if no bootstrap server answers) and starts the
     /// sender task. Must be called within a tokio runtime.
+    ///
+    /// With idempotence (the default) the producer id is requested in the background; records
+    /// wait in their batches until it arrives.
     pub async fn connect(config: ClientConfig) -> Result<Producer> {
+        Self::connect_with_interceptors(config, Vec::new()).await
+    }
+
+    /// [`Producer::connect`] with interceptors that see every record and its outcome, in
+    /// order (Kafka's `interceptor.classes`).
+    pub async fn connect_with_interceptors(
+        config: ClientConfig,
+        interceptors: Vec<Arc<dyn ProducerInterceptor>>,
+    ) -> Result<Producer> {
         let max_request_size = config.max_request_size();
+        let buffer_memory = config.buffer_memory();
+        let max_block = config.max_block();
         let cluster = Cluster::connect(config, true).await?;
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(sender::run(cluster, rx));
+        let permits = usize::try_from(buffer_memory)
+            .unwrap_or(usize::MAX)
+            .min(Semaphore::MAX_PERMITS);
+        let memory = Arc::new(Semaphore::new(permits));
+        let interceptors = ProducerInterceptors::new(interceptors);
+        tokio::spawn(sender::run(
+            cluster,
+            rx,
+            sender::Shared {
+                interceptors: interceptors.clone(),
+                memory: memory.clone(),
+            },
+        ));
         Ok(Producer {
             commands: tx,
             next_seq: Arc::new(AtomicU64::new(0)),
             max_request_size,
+            memory,
+            buffer_memory,
+            max_block,
+            interceptors,
         })
     }
 
-    /// Queues a record. The returned future resolves once the record is acknowledged (or
-    /// failed for good); it need not be awaited for the record to be sent.
+    /// Queues a record without waiting. The returned future resolves once the record is
+    /// acknowledged (or failed for good); it need not be awaited for the record to be sent.
+    ///
+    /// When `buffer.memory` is full the record fails at once with
+    /// [`ClientError::BufferExhausted`]; use [`Producer::queue`] to wait for room instead.
     pub fn send(&self, record: ProducerRecord) -> DeliveryFuture {
+        let (record, size) = match self.admit(record) {
+            Ok(admitted) => admitted,
+            Err(failed) => return failed,
+        };
+        // `try_acquire` fails while a `queue` call waits, which keeps the send order.
+        match self.memory.try_acquire_many(permits(size)) {
+            Ok(permit) => permit.forget(),
+            Err(_) => {
+                return self.refuse(
+                    &record,
+                    ClientError::BufferExhausted {
+                        requested: size,
+                        total: self.buffer_memory,
+                        waited: Duration::ZERO,
+                    },
+                );
+            }
+        }
+        self.enqueue(record, size)
+    }
+
+    /// Like Java's `send`: waits up to `max.block.ms` for room in `buffer.memory` (failing
+    /// with [`ClientError::BufferExhausted`] after that), then queues the record and returns
+    /// the future of its delivery. Awaiting this is how a fast writer is slowed down to what
+    /// the brokers take.
+    pub async fn queue(&self, record: ProducerRecord) -> DeliveryFuture {
+        let (record, size) = match self.admit(record) {
+            Ok(admitted) => admitted,
+            Err(failed) => return failed,
+        };
+        if self.commands.is_closed() {
+            return self.refuse(&record, ClientError::Closed);
+        }
+        let acquire = self.memory.acquire_many(permits(size));
+        match tokio::time::timeout(self.max_block, acquire).await {
+            Ok(Ok(permit)) => permit.forget(),
+            Ok(Err(_)) => return self.refuse(&record, ClientError::Closed),
+            Err(_) => {
+                let e = ClientError::BufferExhausted {
+                    requested: size,
+                    total: self.buffer_memory,
+                    waited: self.max_block,
+                };
+                return self.refuse(&record, e);
+            }
+        }
+        self.enqueue(record, size)
+    }
+
+    /// Runs the interceptors and checks the record; returns it with its estimated size.
+    fn admit(
+        &self,
+        record: ProducerRecord,
+    ) -> std::result::Result<(ProducerRecord, usize), DeliveryFuture> {
+        let record = if self.interceptors.is_empty() {
+            record
+        } else {
+            self.interceptors.on_send(record)
+        };
         if record.topic.is_empty() {
-            return DeliveryFuture::ready(Err(ClientError::InvalidArgument(
-                "a record needs a topic".into(),
-            )));
+            let e = ClientError::InvalidArgument("a record needs a topic".into());
+            return Err(self.refuse(&record, e));
         }
         let size =
             estimate_record_size(record.key.as_ref(), record.value.as_ref(), &record.headers);
         if size + BATCH_OVERHEAD > self.max_request_size {
-            return DeliveryFuture::ready(Err(ClientError::RecordTooLarge {
+            let e = ClientError::RecordTooLarge {
                 size: size + BATCH_OVERHEAD,
                 limit: self.max_request_size,
                 setting: "max.request.size",
-            }));
+            };
+            return Err(self.refuse(&record, e));
         }
+        if size as u64 > self.buffer_memory {
+            let e = ClientError::RecordTooLarge {
+                size,
+                limit: usize::try_from(self.buffer_memory).unwrap_or(usize::MAX),
+                setting: "buffer.memory",
+            };
+            return Err(self.refuse(&record, e));
+        }
+        Ok((record, size))
+    }
+
+    /// A record that never reached the sender task: interceptors hear of the failure (Java's
+    /// `onSendError`), and the future is already resolved.
+    fn refuse(&self, record: &ProducerRecord, error: ClientError) -> DeliveryFuture {
+        if !self.interceptors.is_empty() {
+            let metadata = RecordMetadata {
+                topic: record.topic.clone(),
+                partition: record.partition.unwrap_or(-1),
+                offset: -1,
+                timestamp: -1,
+            };
+            self.interceptors
+                .on_acknowledgement(&metadata, Some(&error));
+        }
+        DeliveryFuture::ready(Err(error))
+    }
+
+    /// Hands an admitted record, whose `size` bytes of memory are reserved, to the sender.
+    fn enqueue(&self, record: ProducerRecord, size: usize) -> DeliveryFuture {
         let (done, rx) = oneshot::channel();
         let pending = PendingRecord {
             seq: self.next_seq.fetch_add(1, Ordering::SeqCst),
@@ -116,7 +255,12 @@ impl Producer {
         };
         match self.commands.send(Command::Send(pending)) {
             Ok(()) => DeliveryFuture::pending(rx),
-            Err(_) => DeliveryFuture::ready(Err(ClientError::Closed)),
+            Err(mpsc::error::SendError(command)) => {
+                if let Command::Send(pending) = command {
+                    self.memory.add_permits(pending.size);
+                }
+                DeliveryFuture::ready(Err(ClientError::Closed))
+            }
         }
     }
 
@@ -184,6 +328,11 @@ impl Future for DeliveryFuture {
             }
         }
     }
+}
+
+/// Permits for a record of `size` bytes (sizes are below `max.request.size`, an `i32`).
+fn permits(size: usize) -> u32 {
+    u32::try_from(size).unwrap_or(u32::MAX)
 }
 
 pub(crate) fn now_ms() -> i64 {

@@ -1,10 +1,13 @@
-//! The producer's background task: the only owner of the accumulator, so no locks. It waits on
-//! three things — commands from `Producer` handles, completions of the requests and metadata
-//! refreshes it spawned, and the next time a batch becomes sendable — and after each wakeup
-//! routes records whose topic metadata arrived, expires batches past `delivery.timeout.ms`,
-//! sends ready batches, and answers flushes.
+//! The producer's background task: the only owner of the accumulator and of the idempotence
+//! state, so no locks. It waits on three things — commands from `Producer` handles,
+//! completions of the requests (Produce, Metadata, InitProducerId) it spawned, and the next
+//! time a batch becomes sendable — and after each wakeup routes records whose topic metadata
+//! arrived, expires batches past `delivery.timeout.ms`, sends ready batches (at most
+//! `max.in.flight.requests.per.connection` requests per broker), answers flushes and gives
+//! the memory of completed records back to `buffer.memory`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,18 +18,21 @@ use strom_protocol::kafka_protocol::records::{
     Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 use strom_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use strom_protocol::messages::{ProduceRequest, TopicName};
-use tokio::sync::{mpsc, oneshot};
+use strom_protocol::messages::{InitProducerIdRequest, ProduceRequest, ProducerId, TopicName};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::time::Instant;
 use tracing::{debug, warn};
 use uuid::Uuid;
 
 use super::Command;
 use super::accumulator::{Accumulator, Batch, PendingRecord};
+use super::idempotence::{BatchSequence, Idempotence, ProducerIdAndEpoch, Verdict};
 use super::partitioner::{StickyPartitioner, partition_for_key};
 use crate::cluster::{Cluster, Metadata, Topics};
 use crate::config::{Acks, ClientConfig, CompressionType};
+use crate::connection::Connection;
 use crate::error::{ClientError, Result};
+use crate::interceptor::ProducerInterceptors;
 use crate::record::{RecordMetadata, TopicPartition};
 
 /// Highest Produce version that addresses topics by name; v13 uses topic ids.
@@ -36,10 +42,12 @@ const COMMAND_BURST: usize = 4096;
 
 enum Event {
     Metadata(Result<()>),
+    ProducerId(Result<ProducerIdAndEpoch>),
     Produced {
+        node: i32,
         batches: Vec<Batch>,
         /// One outcome per batch, in order: (base offset, log append time).
-        outcome: Result<Vec<Result<(i64, i64)>>>,
+        outcome: Outcomes,
     },
 }
 
@@ -71,13 +79,43 @@ struct Sender {
     metadata_wanted: bool,
     metadata_not_before: Instant,
     metadata_failures: u32,
+    /// `None` without idempotence.
+    idempotence: Option<Idempotence>,
+    /// Produce requests in flight per broker, at most `max.in.flight.requests.per.connection`.
+    in_flight: HashMap<i32, usize>,
+    /// Per broker, the queue of its dispatcher task (see [`dispatcher`]).
+    dispatchers: HashMap<i32, mpsc::UnboundedSender<Vec<Batch>>>,
+    max_in_flight: usize,
+    interceptors: ProducerInterceptors,
+    /// `buffer.memory`; completed records' bytes go back to it once per loop iteration.
+    memory: Arc<Semaphore>,
+    to_release: usize,
 }
 
-pub(super) async fn run(cluster: Arc<Cluster>, commands: mpsc::UnboundedReceiver<Command>) {
+/// What the sender task shares with the `Producer` handles.
+pub(super) struct Shared {
+    pub(super) interceptors: ProducerInterceptors,
+    pub(super) memory: Arc<Semaphore>,
+}
+
+pub(super) async fn run(
+    cluster: Arc<Cluster>,
+    commands: mpsc::UnboundedReceiver<Command>,
+    shared: Shared,
+) {
     let config = cluster.config_arc();
     let (events_tx, events) = mpsc::unbounded_channel();
+    let max_in_flight =
+        usize::try_from(config.max_in_flight_requests_per_connection()).unwrap_or(usize::MAX);
     let mut sender = Sender {
-        accumulator: Accumulator::new(config.batch_size(), config.linger()),
+        accumulator: Accumulator::new(config.batch_size(), config.linger(), max_in_flight),
+        idempotence: config.idempotence().then(Idempotence::new),
+        in_flight: HashMap::new(),
+        dispatchers: HashMap::new(),
+        max_in_flight,
+        interceptors: shared.interceptors,
+        memory: shared.memory,
+        to_release: 0,
         cluster,
         config,
         commands,
@@ -127,6 +165,7 @@ impl Sender {
                 _ = sleep_until(wakeup) => {}
             }
             self.step();
+            self.release_memory();
             if self.closing && self.outstanding.is_empty() {
                 for waiter in self.close_waiters.drain(..) {
                     let _ = waiter.send(());
@@ -137,14 +176,54 @@ impl Sender {
                 while let Ok(command) = self.commands.try_recv() {
                     self.reject(command);
                 }
+                self.release_memory();
                 return;
             }
         }
     }
 
+    fn release_memory(&mut self) {
+        if self.to_release > 0 {
+            self.memory
+                .add_permits(std::mem::take(&mut self.to_release));
+        }
+    }
+
+    /// Completes one record: its memory goes back, interceptors hear of it, its future
+    /// resolves.
+    fn finish(&mut self, record: PendingRecord, result: Result<RecordMetadata>, partition: i32) {
+        self.outstanding.remove(&record.seq);
+        self.to_release += record.size;
+        if !self.interceptors.is_empty() {
+            match &result {
+                Ok(metadata) => self.interceptors.on_acknowledgement(metadata, None),
+                Err(e) => {
+                    let metadata = RecordMetadata {
+                        topic: record.topic.clone(),
+                        partition,
+                        offset: -1,
+                        timestamp: -1,
+                    };
+                    self.interceptors.on_acknowledgement(&metadata, Some(e));
+                }
+            }
+        }
+        record.complete(result);
+    }
+
+    fn fail_batch(&mut self, batch: Batch, error: &ClientError) {
+        if let Some(idempotence) = &mut self.idempotence {
+            idempotence.failed(&batch);
+        }
+        let partition = batch.tp.partition;
+        for record in batch.records {
+            self.finish(record, Err(error.clone()), partition);
+        }
+    }
+
     fn reject(&mut self, command: Command) {
         match command {
-            Command::Send(record) => record.complete(Err(ClientError::Closed)),
+            Command::Send(record) => self.finish(record, Err(ClientError::Closed), -1),
             Command::Flush { done, .. } | Command::Close { done } => {
                 let _ = done.send(());
             }
@@ -153,7 +232,22 @@ impl Sender {
 
     fn on_command(&mut self, command: Command) {
         match command {
-            Command::Send(record) if self.closing => record.complete(Err(ClientError::Closed)),
+            Command::Send(record) if self.closing => {
+                self.finish(record, Err(ClientError::Closed), -1)
+            }
+            Command::Send(record)
+                if self
+                    .idempotence
+                    .as_ref()
+                    .is_some_and(|i| i.fatal().is_some()) =>
+            {
+                let e = self
+                    .idempotence
+                    .as_ref()
+                    .and_then(|i| i.fatal().cloned())
+                    .unwrap_or(ClientError::Closed);
+                self.finish(record, Err(e), -1)
+            }
             Command::Send(record) => {
                 self.outstanding.insert(record.seq);
                 self.topics_in_use.insert(record.topic.clone());
@@ -202,7 +296,39 @@ impl Sender {
                 };
                 self.metadata_not_before = Instant::now() + backoff;
             }
-            Event::Produced { batches, outcome } => match outcome {
+            Event::ProducerId(result) => {
+                let cluster = &self.cluster;
+                if let Some(idempotence) = &mut self.idempotence {
+                    if result
+                        .as_ref()
+                        .is_err_and(ClientError::invalidates_metadata)
+                    {
+                        self.metadata_wanted = true;
+                    }
+                    idempotence.init_finished(result, |attempt| cluster.backoff(attempt));
+                    if let Some(fatal) = idempotence.fatal().cloned() {
+                        for batch in self.accumulator.take_all_queued() {
+                            self.fail_batch(batch, &fatal);
+                        }
+                    }
+                }
+            }
+            Event::Produced {
+                node,
+                batches,
+                outcome,
+            } => {
+                if let Some(n) = self.in_flight.get_mut(&node) {
+                    *n = n.saturating_sub(1);
+                }
+                self.on_produced(batches, outcome);
+            }
+        }
+    }
+
+    fn on_produced(&mut self, batches: Vec<Batch>, outcome: Outcomes) {
+        {
+            match outcome {
                 Ok(results) => {
                     for (batch, result) in batches.into_iter().zip(results) {
                         match result {
@@ -218,7 +344,7 @@ impl Sender {
                         self.batch_failed(batch, e.clone());
                     }
                 }
-            },
+            }
         }
     }
 
@@ -264,14 +390,17 @@ impl Sender {
     }
 
     fn fail_record(&mut self, record: PendingRecord, error: ClientError) {
-        self.outstanding.remove(&record.seq);
-        record.complete(Err(error));
+        let partition = record.partition.unwrap_or(-1);
+        self.finish(record, Err(error), partition);
     }
 
     fn complete_batch(&mut self, batch: Batch, base_offset: i64, append_time: i64) {
         self.accumulator.finished(&batch.tp);
+        if let Some(idempotence) = &mut self.idempotence {
+            idempotence.acknowledged(&batch);
+        }
+        let partition = batch.tp.partition;
         for (i, record) in batch.records.into_iter().enumerate() {
-            self.outstanding.remove(&record.seq);
             let metadata = RecordMetadata {
                 topic: batch.tp.topic.clone(),
                 partition: batch.tp.partition,
@@ -286,12 +415,18 @@ impl Sender {
                     record.timestamp
                 },
             };
-            record.complete(Ok(metadata));
+            self.finish(record, Ok(metadata), partition);
         }
     }
 
     fn batch_failed(&mut self, mut batch: Batch, error: ClientError) {
         let tp = batch.tp.clone();
+        if error.code() == Some(ErrorCode::DuplicateSequenceNumber) {
+            // The broker has this batch but no longer the metadata of its first write, so
+            // the offsets are unknown (Java completes it the same way).
+            debug!(%tp, "duplicate sequence: already written");
+            return self.complete_batch(batch, -1, -1);
+        }
         if error.invalidates_metadata() {
             self.metadata_wanted = true;
         }
@@ -299,9 +434,14 @@ impl Sender {
             debug!(%tp, records = batch.records.len(), "batch too large, splitting");
             return self.accumulator.requeue(&tp, batch.split());
         }
+        let verdict = match &mut self.idempotence {
+            Some(idempotence) => idempotence.on_error(&batch, error.code()),
+            None => Verdict::Usual,
+        };
+        let retriable = verdict == Verdict::Retry || error.is_retriable();
         let now = Instant::now();
         let expired = now >= batch.created + self.config.delivery_timeout();
-        if error.is_retriable() && batch.attempts < self.config.retries() && !expired {
+        if retriable && batch.attempts < self.config.retries() && !expired {
             let backoff = self.cluster.backoff(batch.attempts);
             batch.attempts += 1;
             batch.retry_at = Some(now + backoff);
@@ -310,16 +450,27 @@ impl Sender {
         }
         warn!(%tp, records = batch.records.len(), error = %error, "batch failed");
         self.accumulator.finished(&tp);
-        for seq in batch.fail(&error) {
-            self.outstanding.remove(&seq);
-        }
+        self.fail_batch(batch, &error);
     }
 
     fn step(&mut self) {
         let now = Instant::now();
         self.route_waiting(now);
         self.expire(now);
+        if let Some(fatal) = self.idempotence.as_ref().and_then(|i| i.fatal().cloned()) {
+            for batch in self.accumulator.take_all_queued() {
+                self.fail_batch(batch, &fatal);
+            }
+        }
         self.send_ready(now);
+        if self
+            .idempotence
+            .as_ref()
+            .and_then(Idempotence::init_due)
+            .is_some_and(|due| due <= now)
+        {
+            self.spawn_init_producer_id();
+        }
         if self
             .cluster
             .snapshot()
@@ -396,16 +547,22 @@ impl Sender {
                 ),
                 self.config.delivery_timeout(),
             );
-            for seq in batch.fail(&error) {
-                self.outstanding.remove(&seq);
-            }
+            self.fail_batch(batch, &error);
         }
     }
 
-    /// Groups ready batches by leader into Produce requests of at most `max.request.size`.
+    /// Groups ready batches by leader into Produce requests of at most `max.request.size`,
+    /// leaving batches queued for brokers with `max.in.flight.requests.per.connection`
+    /// requests outstanding.
     fn send_ready(&mut self, now: Instant) {
         let force = self.closing || !self.flushes.is_empty();
-        let ready = self.accumulator.ready(now, force);
+        let idempotence = &self.idempotence;
+        let gate = |tp: &TopicPartition, front: &Batch, in_flight: usize| {
+            idempotence
+                .as_ref()
+                .is_none_or(|i| i.may_drain(tp, front, in_flight))
+        };
+        let ready = self.accumulator.ready(now, force, &gate);
         if ready.is_empty() {
             return;
         }
@@ -421,14 +578,27 @@ impl Sender {
                 continue;
             };
             let size = self.accumulator.front_size(&tp).unwrap_or(0);
+            let in_flight = self.in_flight.get(&leader).copied().unwrap_or(0);
             let node_requests = requests.entry(leader).or_default();
             let open = node_requests
-                .last_mut()
-                .filter(|(bytes, _)| bytes + size <= limit);
-            let Some(batch) = self.accumulator.take_front(&tp) else {
+                .last()
+                .is_some_and(|(bytes, _)| bytes + size <= limit);
+            if !open && in_flight + node_requests.len() >= self.max_in_flight {
+                continue;
+            }
+            if let Some(idempotence) = &mut self.idempotence
+                && let Some(front) = self.accumulator.front(&tp)
+                && idempotence.prepare(&tp, front)
+            {
+                self.accumulator.clear_sequences(&tp);
+            }
+            let Some(mut batch) = self.accumulator.take_front(&tp) else {
                 continue;
             };
-            match open {
+            if let Some(idempotence) = &mut self.idempotence {
+                idempotence.assign(&mut batch);
+            }
+            match node_requests.last_mut().filter(|_| open) {
                 Some((bytes, batches)) => {
                     *bytes += size;
                     batches.push(batch);
@@ -438,14 +608,50 @@ impl Sender {
         }
         for (node, node_requests) in requests {
             for (_, batches) in node_requests {
-                let cluster = self.cluster.clone();
-                let events = self.events_tx.clone();
-                tokio::spawn(async move {
-                    let outcome = produce(&cluster, node, &batches).await;
-                    let _ = events.send(Event::Produced { batches, outcome });
-                });
+                *self.in_flight.entry(node).or_default() += 1;
+                self.dispatch(node, batches);
             }
         }
+    }
+
+    /// Hands a request to `node`'s dispatcher, which writes requests in the order given.
+    fn dispatch(&mut self, node: i32, batches: Vec<Batch>) {
+        let queue = self.dispatchers.entry(node).or_insert_with(|| {
+            let (tx, rx) = mpsc::unbounded_channel();
+            tokio::spawn(dispatcher(
+                self.cluster.clone(),
+                node,
+                rx,
+                self.events_tx.clone(),
+            ));
+            tx
+        });
+        if let Err(mpsc::error::SendError(batches)) = queue.send(batches) {
+            // The dispatcher is gone (cannot happen while the sender runs): retry the batches.
+            self.dispatchers.remove(&node);
+            let _ = self.events_tx.send(Event::Produced {
+                node,
+                batches,
+                outcome: Err(ClientError::Disconnected {
+                    addr: format!("node {node}"),
+                }),
+            });
+        }
+    }
+
+    /// Asks any broker for a producer id (Java sends it to the least loaded node), with the
+    /// current id and epoch when re-initialising after a sequence problem (KIP-360, v3+).
+    fn spawn_init_producer_id(&mut self) {
+        let Some(idempotence) = &mut self.idempotence else {
+            return;
+        };
+        let current = idempotence.init_started();
+        let cluster = self.cluster.clone();
+        let events = self.events_tx.clone();
+        tokio::spawn(async move {
+            let result = init_producer_id(&cluster, current).await;
+            let _ = events.send(Event::ProducerId(result));
+        });
     }
 
     fn spawn_metadata_refresh(&mut self) {
@@ -471,8 +677,17 @@ impl Sender {
         let now = Instant::now();
         let force = self.closing || !self.flushes.is_empty();
         let mut wakeup = now + Duration::from_secs(3600);
-        if let Some(t) = self.accumulator.next_ready_time(force) {
+        let idempotence = &self.idempotence;
+        let gate = |tp: &TopicPartition, front: &Batch, in_flight: usize| {
+            idempotence
+                .as_ref()
+                .is_none_or(|i| i.may_drain(tp, front, in_flight))
+        };
+        if let Some(t) = self.accumulator.next_ready_time(force, &gate) {
             wakeup = wakeup.min(t);
+        }
+        if let Some(due) = self.idempotence.as_ref().and_then(Idempotence::init_due) {
+            wakeup = wakeup.min(due);
         }
         if let Some(w) = self.waiting.values().map(|w| w.since).min() {
             wakeup = wakeup.min(w + self.config.max_block());
@@ -512,15 +727,19 @@ fn has_partitions(metadata: &Metadata, topic: &str) -> bool {
         .is_some_and(|t| !t.partitions.is_empty())
 }
 
-/// Encodes a non-idempotent v2 batch: offsets 0..n, producer id/epoch -1 and base sequence -1
-/// (`RecordBatchEncoder` derives the base sequence from `offset - sequence`).
+/// Encodes a v2 batch: offsets 0..n; producer id, epoch and base sequence from `sequence`,
+/// or -1 without idempotence (`RecordBatchEncoder` derives the base sequence from the first
+/// record's `sequence - offset`).
 ///
 /// `kafka-protocol` keeps headers in an `IndexMap`, so two headers with the same key collapse
 /// into one (the last value wins, at the first one's position).
 pub(crate) fn encode_batch(
     records: &[PendingRecord],
+    sequence: Option<BatchSequence>,
     compression: CompressionType,
 ) -> Result<Bytes> {
+    let (producer_id, producer_epoch, base_sequence) =
+        sequence.map_or((-1, -1, -1), |s| (s.producer.id, s.producer.epoch, s.base));
     let records: Vec<Record> = records
         .iter()
         .enumerate()
@@ -529,11 +748,14 @@ pub(crate) fn encode_batch(
             control: false,
             delete_horizon: false,
             partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
+            producer_id,
+            producer_epoch,
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
-            sequence: i as i32 - 1,
+            // The encoder takes the base sequence from the first record and cuts the batch
+            // where `offset - sequence` changes, so each record says base + offset (-1 + i
+            // without idempotence: base sequence -1).
+            sequence: base_sequence.wrapping_add(i as i32),
             timestamp: r.timestamp,
             key: r.key.clone(),
             value: r.value.clone(),
@@ -557,14 +779,66 @@ pub(crate) fn encode_batch(
     Ok(buf.freeze())
 }
 
-/// Sends one Produce request with `batches` to `node`; one outcome per batch.
-async fn produce(
-    cluster: &Cluster,
+/// One outcome per batch of a Produce request: (base offset, log append time) or the error.
+type Outcomes = Result<Vec<Result<(i64, i64)>>>;
+
+/// Writes `node`'s Produce requests one after the other, in the order the sender drained
+/// them, and lets their responses be awaited concurrently (up to
+/// `max.in.flight.requests.per.connection`, which the sender enforces). Spawning a task per
+/// request would let a later request reach the socket first: the broker would then see
+/// sequence numbers out of order, and without idempotence records would be reordered.
+///
+/// After a request could not be written, the requests already queued behind it fail too
+/// (and are retried in order by the sender) rather than overtaking it on a new connection.
+async fn dispatcher(
+    cluster: Arc<Cluster>,
     node: i32,
+    mut queue: mpsc::UnboundedReceiver<Vec<Batch>>,
+    events: mpsc::UnboundedSender<Event>,
+) {
+    while let Some(batches) = queue.recv().await {
+        let started = match cluster.connection(node).await {
+            Ok(conn) => start_produce(&cluster, &conn, &batches).await,
+            Err(e) => Err(e),
+        };
+        match started {
+            Ok(response) => {
+                let events = events.clone();
+                tokio::spawn(async move {
+                    let outcome = response.await;
+                    let _ = events.send(Event::Produced {
+                        node,
+                        batches,
+                        outcome,
+                    });
+                });
+            }
+            Err(e) => {
+                let _ = events.send(Event::Produced {
+                    node,
+                    batches,
+                    outcome: Err(e.clone()),
+                });
+                while let Ok(batches) = queue.try_recv() {
+                    let _ = events.send(Event::Produced {
+                        node,
+                        batches,
+                        outcome: Err(e.clone()),
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// Writes one Produce request with `batches` on `conn`; the returned future gives one
+/// outcome per batch. With `acks=0` the request is written before this returns.
+async fn start_produce(
+    cluster: &Cluster,
+    conn: &Arc<Connection>,
     batches: &[Batch],
-) -> Result<Vec<Result<(i64, i64)>>> {
+) -> Result<Pin<Box<dyn Future<Output = Outcomes> + Send>>> {
     let config = cluster.config();
-    let conn = cluster.connection(node).await?;
     let metadata = cluster.snapshot();
     let ids: Option<Vec<Uuid>> = batches
         .iter()
@@ -582,7 +856,7 @@ async fn produce(
     // Topic key (name or id) -> partitions, in first-seen order.
     let mut topics: Vec<(String, Uuid, Vec<PartitionProduceData>)> = Vec::new();
     for (i, batch) in batches.iter().enumerate() {
-        let records = match encode_batch(&batch.records, config.compression()) {
+        let records = match encode_batch(&batch.records, batch.sequence, config.compression()) {
             Ok(bytes) => bytes,
             Err(e) => {
                 outcomes[i] = Some(Err(e));
@@ -620,46 +894,83 @@ async fn produce(
 
     if config.acks() == Acks::None {
         conn.send_only(&request, version).await?;
-        return Ok(outcomes
+        let done: Outcomes = Ok(outcomes
             .into_iter()
             .map(|o| o.unwrap_or(Ok((-1, -1))))
             .collect());
+        return Ok(Box::pin(std::future::ready(done)));
+    }
+    let response = conn.start_call(&request, version, config.request_timeout())?;
+    let keys: Vec<(String, i32)> = batches
+        .iter()
+        .map(|b| (b.tp.topic.clone(), b.tp.partition))
+        .collect();
+    Ok(Box::pin(async move {
+        let response = response.await?;
+        let mut results: HashMap<(String, i32), Result<(i64, i64)>> = HashMap::new();
+        for topic in response.responses {
+            let name = if by_id {
+                metadata
+                    .topics
+                    .values()
+                    .find(|t| t.topic_id == Some(topic.topic_id))
+                    .map(|t| t.name.clone())
+                    .unwrap_or_default()
+            } else {
+                topic.name.0.to_string()
+            };
+            for p in topic.partition_responses {
+                let result = ClientError::check(p.error_code, p.error_message.as_deref())
+                    .map(|()| (p.base_offset, p.log_append_time_ms));
+                results.insert((name.clone(), p.index), result);
+            }
+        }
+        Ok(keys
+            .into_iter()
+            .zip(outcomes)
+            .map(|(key, outcome)| {
+                outcome.unwrap_or_else(|| {
+                    results.remove(&key).unwrap_or_else(|| {
+                        Err(ClientError::Protocol(format!(
+                            "the Produce response has no answer for {}-{}",
+                            key.0, key.1
+                        )))
+                    })
+                })
+            })
+            .collect())
+    }))
+}
+
+/// One InitProducerId round trip for an idempotent (non-transactional) producer.
+async fn init_producer_id(
+    cluster: &Cluster,
+    current: Option<ProducerIdAndEpoch>,
+) -> Result<ProducerIdAndEpoch> {
+    let config = cluster.config();
+    let conn = cluster.any_connection().await?;
+    let version = conn.version::<InitProducerIdRequest>(None)?;
+    let mut request = InitProducerIdRequest::default()
+        .with_transactional_id(None)
+        // What Java's client sends without a transactional id.
+        .with_transaction_timeout_ms(i32::MAX);
+    if version >= 3 {
+        let (id, epoch) = current.map_or((-1, -1), |c| (c.id, c.epoch));
+        request = request
+            .with_producer_id(ProducerId(id))
+            .with_producer_epoch(epoch);
     }
     let response = conn
         .call_at(&request, version, config.request_timeout())
         .await?;
-    let mut results: HashMap<(String, i32), Result<(i64, i64)>> = HashMap::new();
-    for topic in response.responses {
-        let name = if by_id {
-            metadata
-                .topics
-                .values()
-                .find(|t| t.topic_id == Some(topic.topic_id))
-                .map(|t| t.name.clone())
-                .unwrap_or_default()
-        } else {
-            topic.name.0.to_string()
-        };
-        for p in topic.partition_responses {
-            let result = ClientError::check(p.error_code, p.error_message.as_deref())
-                .map(|()| (p.base_offset, p.log_append_time_ms));
-            results.insert((name.clone(), p.index), result);
-        }
+    ClientError::check(response.error_code, None)?;
+    if response.producer_id.0 < 0 {
+        return Err(ClientError::Protocol(
+            "InitProducerId answered without a producer id".into(),
+        ));
     }
-    Ok(batches
-        .iter()
-        .zip(outcomes)
-        .map(|(batch, outcome)| {
-            outcome.unwrap_or_else(|| {
-                results
-                    .remove(&(batch.tp.topic.clone(), batch.tp.partition))
-                    .unwrap_or_else(|| {
-                        Err(ClientError::Protocol(format!(
-                            "the Produce response has no answer for {}",
-                            batch.tp
-                        )))
-                    })
-            })
-        })
-        .collect())
+    Ok(ProducerIdAndEpoch {
+        id: response.producer_id.0,
+        epoch: response.producer_epoch,
+    })
 }

@@ -12,6 +12,7 @@ mod perf_test;
 mod produce;
 mod server;
 mod topics;
+mod transactions;
 mod verifiable;
 
 use std::process::ExitCode;
@@ -50,6 +51,8 @@ enum Command {
     DeleteRecords(delete_records::DeleteRecordsArgs),
     /// Describe the brokers' log directories as JSON (like kafka-log-dirs.sh --describe).
     LogDirs(log_dirs::LogDirsArgs),
+    /// List and describe transactions, abort hanging ones (like kafka-transactions.sh).
+    Transactions(transactions::TransactionsArgs),
     /// Measure producer or consumer throughput and latency (like
     /// kafka-producer-perf-test.sh and kafka-consumer-perf-test.sh).
     PerfTest(perf_test::PerfTestArgs),
@@ -87,6 +90,7 @@ fn main() -> ExitCode {
         Command::Configs(args) => configs::run(args),
         Command::DeleteRecords(args) => delete_records::run(args),
         Command::LogDirs(args) => log_dirs::run(args),
+        Command::Transactions(args) => transactions::run(args),
         Command::PerfTest(args) => perf_test::run(args),
         Command::VerifiableProducer(args) => verifiable::run_producer(args),
         Command::VerifiableConsumer(args) => verifiable::run_consumer(args),

@@ -67,13 +67,14 @@ pub mod producer;
 mod record;
 
 pub use admin::{
-    Admin, AlterConfigOp, AlterConfigOpType, AlterConfigResult, AlterConfigsOptions,
-    ClusterDescription, ConfigEntry, ConfigResource, ConfigResourceType, ConfigResult,
-    ConfigSource, ConfigSynonym, CreateTopicsOptions, CreatedTopic, DescribeConfigsOptions,
-    GroupDescription, GroupListing, GroupResult, GroupState, GroupType, ListOffsetsResultInfo,
-    LogDirDescription, MemberAssignment, MemberDescription, MemberSubscription, NewTopic,
-    OffsetAndMetadata, OffsetSpec, PartitionResult, ProducerState, ReplicaInfo, TopicListing,
-    TopicResult,
+    AbortTransactionSpec, Admin, AlterConfigOp, AlterConfigOpType, AlterConfigResult,
+    AlterConfigsOptions, ClusterDescription, ConfigEntry, ConfigResource, ConfigResourceType,
+    ConfigResult, ConfigSource, ConfigSynonym, CreateTopicsOptions, CreatedTopic,
+    DescribeConfigsOptions, GroupDescription, GroupListing, GroupResult, GroupState, GroupType,
+    ListOffsetsResultInfo, ListTransactionsOptions, LogDirDescription, MemberAssignment,
+    MemberDescription, MemberSubscription, NewTopic, OffsetAndMetadata, OffsetSpec,
+    PartitionResult, ProducerState, ReplicaInfo, TopicListing, TopicResult, TransactionDescription,
+    TransactionListing,
 };
 pub use cluster::{Node, PartitionDescription, TopicDescription};
 pub use config::{Acks, AutoOffsetReset, ClientConfig, CompressionType, IsolationLevel};

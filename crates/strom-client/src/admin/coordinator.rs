@@ -1,7 +1,8 @@
-//! Finding a group's coordinator and sending group requests to it.
+//! Finding a group's or a transactional id's coordinator and sending requests to it.
 //!
 //! Every group request (describe, delete, offsets) must reach the broker that leads the group's
-//! `__consumer_offsets` partition. The admin client asks FindCoordinator once, caches the
+//! `__consumer_offsets` partition, every transaction request the leader of the id's
+//! `__transaction_state` partition. The admin client asks FindCoordinator once, caches the
 //! answer, and on the three answers that mean "not here / not yet" —
 //! NOT_COORDINATOR, COORDINATOR_NOT_AVAILABLE (forget the coordinator, look it up again) and
 //! COORDINATOR_LOAD_IN_PROGRESS (same coordinator, later) — retries with backoff within
@@ -22,34 +23,57 @@ use crate::cluster::Node;
 use crate::connection::Connection;
 use crate::error::{ClientError, Result};
 
-/// FindCoordinator key type of consumer groups.
-const GROUP_KEY_TYPE: i8 = 0;
+/// What a coordinator is looked up for (FindCoordinator's key type and key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum CoordinatorKey<'a> {
+    Group(&'a str),
+    Transaction(&'a str),
+}
 
-/// Group id -> coordinator.
+impl CoordinatorKey<'_> {
+    fn key_type(self) -> i8 {
+        match self {
+            CoordinatorKey::Group(_) => 0,
+            CoordinatorKey::Transaction(_) => 1,
+        }
+    }
+
+    fn id(&self) -> &str {
+        match self {
+            CoordinatorKey::Group(id) | CoordinatorKey::Transaction(id) => id,
+        }
+    }
+
+    fn cache_key(&self) -> (i8, String) {
+        (self.key_type(), self.id().to_string())
+    }
+}
+
+/// (key type, key) -> coordinator.
 #[derive(Debug, Default)]
-pub(crate) struct CoordinatorCache(Mutex<HashMap<String, Node>>);
+pub(crate) struct CoordinatorCache(Mutex<HashMap<(i8, String), Node>>);
 
 impl CoordinatorCache {
-    fn get(&self, group: &str) -> Option<Node> {
+    fn get(&self, key: CoordinatorKey<'_>) -> Option<Node> {
         self.0
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .get(group)
+            .get(&key.cache_key())
             .cloned()
     }
 
-    fn put(&self, group: &str, node: Node) {
+    fn put(&self, key: CoordinatorKey<'_>, node: Node) {
         self.0
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(group.to_string(), node);
+            .insert(key.cache_key(), node);
     }
 
-    fn forget(&self, group: &str) {
+    fn forget(&self, key: CoordinatorKey<'_>) {
         self.0
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .remove(group);
+            .remove(&key.cache_key());
     }
 }
 
@@ -81,25 +105,29 @@ pub(crate) fn split_group_error(code: i16, message: Option<&str>) -> Result<Resu
 impl Admin {
     /// The coordinator of `group`, asked of the cluster (not the cache), with retries.
     pub async fn find_coordinator(&self, group: &str) -> Result<Node> {
+        let key = CoordinatorKey::Group(group);
         let node = self
             .cluster
-            .retry(&[], || self.lookup_coordinator(group))
+            .retry(&[], || self.lookup_coordinator(key))
             .await?;
-        self.coordinators.put(group, node.clone());
+        self.coordinators.put(key, node.clone());
         Ok(node)
     }
 
     /// One FindCoordinator round trip (batched keys from v4 on).
-    async fn lookup_coordinator(&self, group: &str) -> Result<Node> {
+    async fn lookup_coordinator(&self, of: CoordinatorKey<'_>) -> Result<Node> {
+        let group = of.id();
         let conn = self.cluster.any_connection().await?;
         let version = conn.version::<FindCoordinatorRequest>(None)?;
         let key = StrBytes::from_string(group.to_string());
         let request = if version >= 4 {
             FindCoordinatorRequest::default()
-                .with_key_type(GROUP_KEY_TYPE)
+                .with_key_type(of.key_type())
                 .with_coordinator_keys(vec![key])
         } else {
-            FindCoordinatorRequest::default().with_key(key)
+            FindCoordinatorRequest::default()
+                .with_key_type(of.key_type())
+                .with_key(key)
         };
         let response = conn
             .call_at(&request, version, self.cluster.config().request_timeout())
@@ -111,7 +139,7 @@ impl Admin {
                 .find(|c| c.key.as_str() == group)
                 .ok_or_else(|| {
                     ClientError::Protocol(format!(
-                        "the FindCoordinator response has no answer for group '{group}'"
+                        "the FindCoordinator response has no answer for '{group}'"
                     ))
                 })?;
             (c.error_code, c.error_message, c.node_id, c.host, c.port)
@@ -138,13 +166,13 @@ impl Admin {
         })
     }
 
-    /// The cached coordinator of `group`, or a fresh lookup.
-    async fn coordinator(&self, group: &str) -> Result<Node> {
-        if let Some(node) = self.coordinators.get(group) {
+    /// The cached coordinator of `key`, or a fresh lookup.
+    async fn coordinator(&self, key: CoordinatorKey<'_>) -> Result<Node> {
+        if let Some(node) = self.coordinators.get(key) {
             return Ok(node);
         }
-        let node = self.lookup_coordinator(group).await?;
-        self.coordinators.put(group, node.clone());
+        let node = self.lookup_coordinator(key).await?;
+        self.coordinators.put(key, node.clone());
         Ok(node)
     }
 
@@ -152,17 +180,32 @@ impl Admin {
     /// returns a coordinator error code as `Err` to have it retried (see
     /// [`split_group_error`]); any other retriable error is retried too, after forgetting
     /// the coordinator when it may have moved.
-    pub(crate) async fn with_coordinator<T, F, Fut>(&self, group: &str, mut op: F) -> Result<T>
+    pub(crate) async fn with_coordinator<T, F, Fut>(&self, group: &str, op: F) -> Result<T>
     where
         F: FnMut(Arc<Connection>, Node) -> Fut,
         Fut: Future<Output = Result<T>>,
     {
+        self.with_coordinator_of(CoordinatorKey::Group(group), op)
+            .await
+    }
+
+    /// [`with_coordinator`](Self::with_coordinator) for any kind of coordinator.
+    pub(crate) async fn with_coordinator_of<T, F, Fut>(
+        &self,
+        key: CoordinatorKey<'_>,
+        mut op: F,
+    ) -> Result<T>
+    where
+        F: FnMut(Arc<Connection>, Node) -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        let group = key.id();
         let config = self.cluster.config();
         let deadline = Instant::now() + config.default_api_timeout();
         let mut attempt = 0u32;
         loop {
             let result = async {
-                let node = self.coordinator(group).await?;
+                let node = self.coordinator(key).await?;
                 let conn = self.cluster.connection_to(&node.addr()).await?;
                 op(conn, node).await
             }
@@ -172,13 +215,13 @@ impl Admin {
                 Err(e) if e.is_retriable() && attempt < config.retries() => {
                     // The coordinator stays only when it said it is loading.
                     if e.code() != Some(ErrorCode::CoordinatorLoadInProgress) {
-                        self.coordinators.forget(group);
+                        self.coordinators.forget(key);
                     }
                     let wait = self.cluster.backoff(attempt);
                     if Instant::now() + wait >= deadline {
                         return Err(e);
                     }
-                    debug!(group, error = %e, attempt, "retrying group request");
+                    debug!(key = group, error = %e, attempt, "retrying coordinator request");
                     tokio::time::sleep(wait).await;
                     attempt += 1;
                 }

@@ -12,7 +12,8 @@
 //! ```text
 //!   topics, configs ─────────► controller / any broker / the named broker
 //!   groups, group offsets ───► the group's coordinator (coordinator.rs: FindCoordinator, cache)
-//!   offsets, records, producers ► each partition's leader (partitions.rs)
+//!   transactions ────────────► the id's coordinator; listing: every broker
+//!   offsets, records, producers, transaction aborts ► each partition's leader (partitions.rs)
 //!   log dirs, group listing ──► every broker
 //! ```
 
@@ -41,6 +42,7 @@ mod group_offsets;
 mod groups;
 mod log_dirs;
 mod partitions;
+mod transactions;
 
 pub use configs::{
     AlterConfigOp, AlterConfigOpType, AlterConfigResult, AlterConfigsOptions, ConfigEntry,
@@ -54,6 +56,9 @@ pub use groups::{
 };
 pub use log_dirs::{LogDirDescription, ReplicaInfo};
 pub use partitions::{ListOffsetsResultInfo, OffsetSpec, PartitionResult, ProducerState};
+pub use transactions::{
+    AbortTransactionSpec, ListTransactionsOptions, TransactionDescription, TransactionListing,
+};
 
 /// The outcome of an operation on one topic.
 #[derive(Debug, Clone)]

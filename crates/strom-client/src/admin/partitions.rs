@@ -89,7 +89,7 @@ pub struct ProducerState {
     pub current_txn_start_offset: Option<i64>,
 }
 
-fn topic_name(s: &str) -> TopicName {
+pub(super) fn topic_name(s: &str) -> TopicName {
     TopicName(StrBytes::from_string(s.to_string()))
 }
 
@@ -110,7 +110,7 @@ fn retry_partition(code: ErrorCode) -> bool {
 impl Admin {
     /// Sends `items` to their leaders with `send` (one call per leader, with that leader's
     /// items) and collects one result per partition. See the module docs for the retry rules.
-    async fn per_leader<I, T, F, Fut>(
+    pub(super) async fn per_leader<I, T, F, Fut>(
         &self,
         items: Vec<(TopicPartition, I)>,
         mut send: F,

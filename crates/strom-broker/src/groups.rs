@@ -14,12 +14,12 @@
 //!                  tell KIP-848 groups the topics changed
 //! ```
 //!
-//! The shard lock is a `std` mutex held only around the state machine and the (page-cache)
-//! append, never across an `.await`.
+//! The hosting itself (the shard lock, waiting requests, the timer task) is
+//! `coordinator_log::Host`, shared with the transaction coordinator.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 
 use strom_coordinator::{
     CoordinatorRecord, GroupConfig, GroupCoordinatorShard, Outcome, RequestToken, ShardResponse,
@@ -27,12 +27,10 @@ use strom_coordinator::{
 };
 use strom_metadata::{CreateTopicSpec, MetadataImage, topic_name};
 use strom_protocol::ErrorCode;
-use tokio::sync::{Notify, oneshot};
-use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::config::ServerConfig;
-use crate::coordinator_log::{self, BatchProducer, Timed};
+use crate::coordinator_log::{self, BatchProducer, Host, HostState, Hosted, Hosts};
 use crate::replica_manager::{Partition, ReplicaManager};
 
 /// Kafka's internal topic of group metadata and committed offsets.
@@ -47,27 +45,18 @@ pub(crate) struct GroupCoordinator {
     replication_factor: i16,
     segment_bytes: i64,
     config: GroupConfig,
-    shards: RwLock<HashMap<i32, Arc<Shard>>>,
+    shards: Hosts<GroupShard>,
     /// The topics as KIP-848 groups see them, rebuilt on every metadata change.
     topics: RwLock<Arc<TopicsView>>,
     tokens: AtomicU64,
 }
 
-#[derive(Debug)]
-pub(crate) struct Shard {
-    partition: Arc<Partition>,
-    state: Mutex<ShardState>,
-    /// Wakes the timer task: a request may have moved the next deadline.
-    wake: Notify,
-    stopped: CancellationToken,
-}
+/// The group coordinator of one `__consumer_offsets` partition.
+pub(crate) type Shard = Host<GroupShard>;
 
+/// The group coordinator kind of [`Host`].
 #[derive(Debug)]
-struct ShardState {
-    shard: GroupCoordinatorShard,
-    /// Requests waiting for their response, which may come from a later request or a timer.
-    waiting: HashMap<RequestToken, oneshot::Sender<ShardResponse>>,
-}
+pub(crate) struct GroupShard;
 
 impl GroupCoordinator {
     pub(crate) fn new(config: &ServerConfig) -> Self {
@@ -162,35 +151,18 @@ impl GroupCoordinator {
 
     /// The shard of `group_id`'s partition, if this node hosts and has loaded it.
     pub(crate) fn shard_for(&self, group_id: &str) -> CoordinatorResult<Arc<Shard>> {
-        let partition = self.partition_for(group_id);
-        self.shards
-            .read()
-            .expect("shards lock")
-            .get(&partition)
-            .cloned()
+        self.shard_at(self.partition_for(group_id))
             .ok_or(ErrorCode::NotCoordinator)
     }
 
     /// The shard of `__consumer_offsets` partition `partition`, if loaded here.
     pub(crate) fn shard_at(&self, partition: i32) -> Option<Arc<Shard>> {
-        self.shards
-            .read()
-            .expect("shards lock")
-            .get(&partition)
-            .cloned()
+        coordinator_log::host_at(&self.shards, partition)
     }
 
     /// Every loaded shard (ListGroups asks them all).
     pub(crate) fn shards(&self) -> Vec<Arc<Shard>> {
-        let mut shards: Vec<(i32, Arc<Shard>)> = self
-            .shards
-            .read()
-            .expect("shards lock")
-            .iter()
-            .map(|(p, s)| (*p, s.clone()))
-            .collect();
-        shards.sort_by_key(|(p, _)| *p);
-        shards.into_iter().map(|(_, s)| s).collect()
+        coordinator_log::all_hosts(&self.shards)
     }
 
     pub(crate) fn topics_view(&self) -> Arc<TopicsView> {
@@ -208,41 +180,12 @@ impl GroupCoordinator {
             *current = view.clone();
             changed
         };
-        let local = replicas.topics();
-        let hosted: HashMap<i32, Arc<Partition>> = local
-            .by_name(GROUP_METADATA_TOPIC)
-            .map(|t| {
-                t.partitions
-                    .iter()
-                    .map(|(p, part)| (*p, part.clone()))
-                    .collect()
-            })
-            .unwrap_or_default();
-
-        let mut shards = self.shards.write().expect("shards lock");
-        shards.retain(|p, shard| {
-            let keep = hosted
-                .get(p)
-                .is_some_and(|part| Arc::ptr_eq(part, &shard.partition));
-            if !keep {
-                shard.stopped.cancel();
-            }
-            keep
-        });
-        for (p, partition) in hosted {
-            if shards.contains_key(&p) {
-                continue;
-            }
-            match Shard::load(partition, self.config.clone(), &view) {
-                Ok(shard) => {
-                    let shard = Arc::new(shard);
-                    coordinator_log::spawn_timer(&shard, "group coordinator");
-                    shards.insert(p, shard);
-                }
-                Err(e) => error!(partition = p, error = %e, "cannot load group coordinator state"),
-            }
-        }
-        drop(shards);
+        coordinator_log::sync_hosts(
+            &self.shards,
+            replicas,
+            GROUP_METADATA_TOPIC,
+            |_, partition| load_shard(partition, self.config.clone(), &view),
+        );
         if topics_changed {
             let now = crate::now_ms();
             for shard in self.shards() {
@@ -253,9 +196,7 @@ impl GroupCoordinator {
 
     /// Stops every shard's timer (broker shutdown).
     pub(crate) fn shutdown(&self) {
-        for shard in self.shards.read().expect("shards lock").values() {
-            shard.stopped.cancel();
-        }
+        coordinator_log::stop_all(&self.shards);
     }
 }
 
@@ -272,112 +213,76 @@ fn topics_view(image: &MetadataImage) -> TopicsView {
     )
 }
 
-impl Shard {
-    /// Rebuilds a shard from its partition's log.
-    fn load(
-        partition: Arc<Partition>,
-        config: GroupConfig,
-        topics: &TopicsView,
-    ) -> Result<Shard, String> {
-        let started = std::time::Instant::now();
-        let state = replay_log(&partition, config)?;
-        let shard = Shard {
-            partition,
-            state: Mutex::new(ShardState {
-                shard: state,
-                waiting: HashMap::new(),
-            }),
-            wake: Notify::new(),
-            stopped: CancellationToken::new(),
-        };
-        let now = crate::now_ms();
-        shard.run(|s| {
-            let mut out = s.on_loaded(now);
-            out.extend(s.on_topics_changed(now, topics));
-            out
-        });
-        info!(tp = %shard.partition.tp, elapsed = ?started.elapsed(), "group coordinator state loaded");
-        Ok(shard)
+/// Rebuilds a shard from its partition's log.
+fn load_shard(
+    partition: Arc<Partition>,
+    config: GroupConfig,
+    topics: &TopicsView,
+) -> Result<Shard, String> {
+    let started = std::time::Instant::now();
+    let machine = replay_log(&partition, config)?;
+    let shard = Host::new(partition, GroupShard, machine);
+    let now = crate::now_ms();
+    shard.run(|s| {
+        let mut out = s.on_loaded(now);
+        out.extend(s.on_topics_changed(now, topics));
+        out
+    });
+    info!(tp = %shard.partition.tp, elapsed = ?started.elapsed(), "group coordinator state loaded");
+    Ok(shard)
+}
+
+impl Hosted for GroupShard {
+    type Machine = GroupCoordinatorShard;
+    type Outcome = Outcome;
+    type Response = ShardResponse;
+
+    fn next_deadline(machine: &GroupCoordinatorShard) -> Option<i64> {
+        machine.next_deadline()
     }
 
-    /// Runs a request through the state machine and waits for its response (which may come
-    /// from a later request or a timer).
-    pub(crate) async fn call(
+    fn on_timer(machine: &mut GroupCoordinatorShard, now_ms: i64) -> Outcome {
+        machine.on_timer(now_ms)
+    }
+
+    fn commit(
         &self,
-        token: RequestToken,
-        f: impl FnOnce(&mut GroupCoordinatorShard) -> Outcome,
-    ) -> CoordinatorResult<ShardResponse> {
-        let (tx, rx) = oneshot::channel();
-        {
-            let mut state = self.lock();
-            state.waiting.insert(token, tx);
-            let outcome = f(&mut state.shard);
-            self.commit(&mut state, outcome);
-        }
-        self.wake.notify_one();
-        // A dropped sender means the write of this request's records failed.
-        rx.await.map_err(|_| ErrorCode::CoordinatorNotAvailable)
-    }
-
-    /// Runs something with no waiting request (timers, metadata changes).
-    fn run(&self, f: impl FnOnce(&mut GroupCoordinatorShard) -> Outcome) {
-        let mut state = self.lock();
-        let outcome = f(&mut state.shard);
-        self.commit(&mut state, outcome);
-        drop(state);
-        self.wake.notify_one();
-    }
-
-    /// Read-only access (OffsetFetch, DescribeGroups, ListGroups).
-    pub(crate) fn read<R>(&self, f: impl FnOnce(&GroupCoordinatorShard) -> R) -> R {
-        f(&self.lock().shard)
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, ShardState> {
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// Writes an outcome's records, then delivers its responses.
-    fn commit(&self, state: &mut ShardState, outcome: Outcome) {
+        partition: &Partition,
+        state: &mut HostState<GroupCoordinatorShard, ShardResponse>,
+        outcome: Outcome,
+    ) {
         if !outcome.records.is_empty()
-            && let Err(e) = self.append(&outcome)
+            && let Err(e) = append(partition, &outcome)
         {
-            error!(tp = %self.partition.tp, error = %e, "cannot write group coordinator records; reloading");
-            // Everyone waiting is answered with an error (their senders are dropped), and the
-            // state machine, which already applied the records, is rebuilt from the log.
+            error!(tp = %partition.tp, error = %e, "cannot write group coordinator records; reloading");
             state.waiting.clear();
-            match replay_log(&self.partition, state.shard.config().clone()) {
-                Ok(shard) => state.shard = shard,
-                Err(e) => error!(tp = %self.partition.tp, error = %e, "reload failed"),
+            match replay_log(partition, state.machine.config().clone()) {
+                Ok(shard) => state.machine = shard,
+                Err(e) => error!(tp = %partition.tp, error = %e, "reload failed"),
             }
             return;
         }
-        for (token, response) in outcome.responses {
-            if let Some(waiter) = state.waiting.remove(&token) {
-                // The requester may have gone away (connection closed); nothing to do then.
-                let _ = waiter.send(response);
-            }
-        }
+        state.answer(outcome.responses);
     }
+}
 
-    fn append(&self, outcome: &Outcome) -> Result<(), String> {
-        let producer = outcome.transactional.as_ref().map(|w| BatchProducer {
-            producer_id: w.producer_id,
-            producer_epoch: w.producer_epoch,
-        });
-        let batch = coordinator_log::encode_batch(
-            outcome.records.iter().map(|r| r.encode()),
-            producer,
-            crate::now_ms(),
-        )?;
-        self.partition
-            .append_internal(&batch)
-            .map(|_| ())
-            .map_err(|e| e.to_string())
-    }
+fn append(partition: &Partition, outcome: &Outcome) -> Result<(), String> {
+    let producer = outcome.transactional.as_ref().map(|w| BatchProducer {
+        producer_id: w.producer_id,
+        producer_epoch: w.producer_epoch,
+    });
+    let batch = coordinator_log::encode_batch(
+        outcome.records.iter().map(|r| r.encode()),
+        producer,
+        crate::now_ms(),
+    )?;
+    partition
+        .append_internal(&batch)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
 
+impl Shard {
     /// Writes a transaction marker to this partition and settles the producer's pending
     /// transactional offsets with it. Under the shard lock, so that the state machine sees the
     /// marker in log order relative to its own records (a plain commit after the marker wins
@@ -389,27 +294,9 @@ impl Shard {
         let mut state = self.lock();
         self.partition.append_marker(marker)?;
         state
-            .shard
+            .machine
             .replay_end_transaction(marker.producer_id, marker.commit);
         Ok(())
-    }
-}
-
-impl Timed for Shard {
-    fn next_deadline(&self) -> Option<i64> {
-        self.read(|s| s.next_deadline())
-    }
-
-    fn fire(&self, now_ms: i64) {
-        self.run(|s| s.on_timer(now_ms));
-    }
-
-    fn wake(&self) -> &Notify {
-        &self.wake
-    }
-
-    fn stopped(&self) -> &CancellationToken {
-        &self.stopped
     }
 }
 

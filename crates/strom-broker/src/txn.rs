@@ -16,7 +16,8 @@
 //! timer task per shard: transaction timeouts, id expiration, marker retries
 //! ```
 //!
-//! As in groups, the shard lock is a `std` mutex never held across an `.await`.
+//! The hosting itself (the shard lock, waiting requests, the timer task) is
+//! `coordinator_log::Host`, shared with the group coordinator.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,12 +31,11 @@ use strom_coordinator::txn::{
 use strom_metadata::{CreateTopicSpec, MetadataImage};
 use strom_protocol::batch::EndTxnMarker;
 use strom_protocol::{ApiError, ErrorCode};
-use tokio::sync::{Notify, mpsc, oneshot};
-use tokio_util::sync::CancellationToken;
+use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
 use crate::config::ServerConfig;
-use crate::coordinator_log::{self, Timed};
+use crate::coordinator_log::{self, Host, HostState, Hosted, Hosts};
 use crate::groups::{CoordinatorResult, GROUP_METADATA_TOPIC, GroupCoordinator};
 use crate::replica_manager::{Partition, ReplicaManager};
 
@@ -50,27 +50,22 @@ pub(crate) struct TxnCoordinator {
     replication_factor: i16,
     segment_bytes: i64,
     config: TxnConfig,
-    shards: RwLock<HashMap<i32, Arc<TxnShard>>>,
+    shards: Hosts<TxnKind>,
     tokens: AtomicU64,
     markers: mpsc::UnboundedSender<QueuedMarkers>,
     /// Taken once by the broker, which runs the marker task.
     marker_queue: Mutex<Option<mpsc::UnboundedReceiver<QueuedMarkers>>>,
 }
 
-#[derive(Debug)]
-pub(crate) struct TxnShard {
-    index: i32,
-    partition: Arc<Partition>,
-    state: Mutex<TxnShardState>,
-    wake: Notify,
-    stopped: CancellationToken,
-    markers: mpsc::UnboundedSender<QueuedMarkers>,
-}
+/// The transaction coordinator of one `__transaction_state` partition.
+pub(crate) type TxnShard = Host<TxnKind>;
 
+/// The transaction coordinator kind of [`Host`]: which partition it is (marker reports come
+/// back by partition) and where its marker requests go.
 #[derive(Debug)]
-struct TxnShardState {
-    shard: TransactionCoordinatorShard,
-    waiting: HashMap<RequestToken, oneshot::Sender<TxnResponse>>,
+pub(crate) struct TxnKind {
+    index: i32,
+    markers: mpsc::UnboundedSender<QueuedMarkers>,
 }
 
 impl TxnCoordinator {
@@ -151,24 +146,12 @@ impl TxnCoordinator {
     }
 
     fn shard_at(&self, partition: i32) -> Option<Arc<TxnShard>> {
-        self.shards
-            .read()
-            .expect("shards lock")
-            .get(&partition)
-            .cloned()
+        coordinator_log::host_at(&self.shards, partition)
     }
 
     /// Every loaded shard, by partition (ListTransactions asks them all).
     pub(crate) fn shards(&self) -> Vec<Arc<TxnShard>> {
-        let mut shards: Vec<Arc<TxnShard>> = self
-            .shards
-            .read()
-            .expect("shards lock")
-            .values()
-            .cloned()
-            .collect();
-        shards.sort_by_key(|s| s.index);
-        shards
+        coordinator_log::all_hosts(&self.shards)
     }
 
     /// KIP-890's check before a transactional write to `topic`-`partition`: the producer's
@@ -216,41 +199,12 @@ impl TxnCoordinator {
     /// Follows the metadata: loads the shards of local `__transaction_state` partitions (by
     /// replaying their logs) and stops the shards of partitions no longer here.
     pub(crate) fn sync(&self, replicas: &ReplicaManager) {
-        let hosted: HashMap<i32, Arc<Partition>> = replicas
-            .topics()
-            .by_name(TRANSACTION_STATE_TOPIC)
-            .map(|t| {
-                t.partitions
-                    .iter()
-                    .map(|(p, part)| (*p, part.clone()))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let mut shards = self.shards.write().expect("shards lock");
-        shards.retain(|p, shard| {
-            let keep = hosted
-                .get(p)
-                .is_some_and(|part| Arc::ptr_eq(part, &shard.partition));
-            if !keep {
-                shard.stopped.cancel();
-            }
-            keep
-        });
-        for (p, partition) in hosted {
-            if shards.contains_key(&p) {
-                continue;
-            }
-            match TxnShard::load(p, partition, self.config.clone(), self.markers.clone()) {
-                Ok(shard) => {
-                    let shard = Arc::new(shard);
-                    coordinator_log::spawn_timer(&shard, "transaction coordinator");
-                    shards.insert(p, shard);
-                }
-                Err(e) => {
-                    error!(partition = p, error = %e, "cannot load transaction coordinator state")
-                }
-            }
-        }
+        coordinator_log::sync_hosts(
+            &self.shards,
+            replicas,
+            TRANSACTION_STATE_TOPIC,
+            |p, partition| load_shard(p, partition, self.config.clone(), self.markers.clone()),
+        );
     }
 
     /// The receiving end of the marker queue, for [`run_markers`]; `None` after the first call.
@@ -260,102 +214,68 @@ impl TxnCoordinator {
 
     /// Stops every shard's timer (broker shutdown).
     pub(crate) fn shutdown(&self) {
-        for shard in self.shards.read().expect("shards lock").values() {
-            shard.stopped.cancel();
-        }
+        coordinator_log::stop_all(&self.shards);
     }
 }
 
-impl TxnShard {
-    fn load(
-        index: i32,
-        partition: Arc<Partition>,
-        config: TxnConfig,
-        markers: mpsc::UnboundedSender<QueuedMarkers>,
-    ) -> Result<TxnShard, String> {
-        let started = std::time::Instant::now();
-        let state = replay_log(index, &partition, config)?;
-        let shard = TxnShard {
-            index,
-            partition,
-            state: Mutex::new(TxnShardState {
-                shard: state,
-                waiting: HashMap::new(),
-            }),
-            wake: Notify::new(),
-            stopped: CancellationToken::new(),
-            markers,
-        };
-        let now = crate::now_ms();
-        shard.run(|s| s.on_loaded(now));
-        info!(tp = %shard.partition.tp, elapsed = ?started.elapsed(), "transaction coordinator state loaded");
-        Ok(shard)
+fn load_shard(
+    index: i32,
+    partition: Arc<Partition>,
+    config: TxnConfig,
+    markers: mpsc::UnboundedSender<QueuedMarkers>,
+) -> Result<TxnShard, String> {
+    let started = std::time::Instant::now();
+    let machine = replay_log(index, &partition, config)?;
+    let shard = Host::new(partition, TxnKind { index, markers }, machine);
+    let now = crate::now_ms();
+    shard.run(|s| s.on_loaded(now));
+    info!(tp = %shard.partition.tp, elapsed = ?started.elapsed(), "transaction coordinator state loaded");
+    Ok(shard)
+}
+
+impl Hosted for TxnKind {
+    type Machine = TransactionCoordinatorShard;
+    type Outcome = TxnOutcome;
+    type Response = TxnResponse;
+
+    fn next_deadline(machine: &TransactionCoordinatorShard) -> Option<i64> {
+        machine.next_deadline()
     }
 
-    /// Runs a request through the state machine and waits for its response.
-    pub(crate) async fn call(
+    fn on_timer(machine: &mut TransactionCoordinatorShard, now_ms: i64) -> TxnOutcome {
+        machine.on_timer(now_ms)
+    }
+
+    /// Writes an outcome's records; then answers its responses and queues its markers.
+    fn commit(
         &self,
-        token: RequestToken,
-        f: impl FnOnce(&mut TransactionCoordinatorShard) -> TxnOutcome,
-    ) -> CoordinatorResult<TxnResponse> {
-        let (tx, rx) = oneshot::channel();
-        {
-            let mut state = self.lock();
-            state.waiting.insert(token, tx);
-            let outcome = f(&mut state.shard);
-            self.commit(&mut state, outcome);
-        }
-        self.wake.notify_one();
-        rx.await.map_err(|_| ErrorCode::CoordinatorNotAvailable)
-    }
-
-    /// Runs something with no waiting request (timers, marker reports).
-    fn run(&self, f: impl FnOnce(&mut TransactionCoordinatorShard) -> TxnOutcome) {
-        let mut state = self.lock();
-        let outcome = f(&mut state.shard);
-        self.commit(&mut state, outcome);
-        drop(state);
-        self.wake.notify_one();
-    }
-
-    /// Read-only access (DescribeTransactions, ListTransactions, produce verification).
-    pub(crate) fn read<R>(&self, f: impl FnOnce(&TransactionCoordinatorShard) -> R) -> R {
-        f(&self.lock().shard)
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, TxnShardState> {
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// Writes an outcome's records; then delivers its responses and queues its markers.
-    fn commit(&self, state: &mut TxnShardState, outcome: TxnOutcome) {
+        partition: &Partition,
+        state: &mut HostState<TransactionCoordinatorShard, TxnResponse>,
+        outcome: TxnOutcome,
+    ) {
         if !outcome.records.is_empty()
-            && let Err(e) = self.append(&outcome.records)
+            && let Err(e) = append(partition, &outcome.records)
         {
-            error!(tp = %self.partition.tp, error = %e, "cannot write transaction coordinator records; reloading");
+            error!(tp = %partition.tp, error = %e, "cannot write transaction coordinator records; reloading");
             state.waiting.clear();
-            match replay_log(self.index, &self.partition, state.shard.config().clone()) {
+            match replay_log(self.index, partition, state.machine.config().clone()) {
                 Ok(mut shard) => {
                     // Resumes the transactions whose markers were due; its own records (if
                     // any) would hit the same failure, so only the markers are taken.
                     let resumed = shard.on_loaded(crate::now_ms());
-                    state.shard = shard;
+                    state.machine = shard;
                     self.queue_markers(resumed.markers);
                 }
-                Err(e) => error!(tp = %self.partition.tp, error = %e, "reload failed"),
+                Err(e) => error!(tp = %partition.tp, error = %e, "reload failed"),
             }
             return;
         }
-        for (token, response) in outcome.responses {
-            if let Some(waiter) = state.waiting.remove(&token) {
-                let _ = waiter.send(response);
-            }
-        }
+        state.answer(outcome.responses);
         self.queue_markers(outcome.markers);
     }
+}
 
+impl TxnKind {
     fn queue_markers(&self, markers: Vec<MarkerRequest>) {
         for m in markers {
             if self.markers.send((self.index, m)).is_err() {
@@ -363,36 +283,15 @@ impl TxnShard {
             }
         }
     }
-
-    fn append(&self, records: &[TxnRecord]) -> Result<(), String> {
-        let batch = coordinator_log::encode_batch(
-            records.iter().map(|r| r.encode()),
-            None,
-            crate::now_ms(),
-        )?;
-        self.partition
-            .append_internal(&batch)
-            .map(|_| ())
-            .map_err(|e| e.to_string())
-    }
 }
 
-impl Timed for TxnShard {
-    fn next_deadline(&self) -> Option<i64> {
-        self.read(|s| s.next_deadline())
-    }
-
-    fn fire(&self, now_ms: i64) {
-        self.run(|s| s.on_timer(now_ms));
-    }
-
-    fn wake(&self) -> &Notify {
-        &self.wake
-    }
-
-    fn stopped(&self) -> &CancellationToken {
-        &self.stopped
-    }
+fn append(partition: &Partition, records: &[TxnRecord]) -> Result<(), String> {
+    let batch =
+        coordinator_log::encode_batch(records.iter().map(|r| r.encode()), None, crate::now_ms())?;
+    partition
+        .append_internal(&batch)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 /// Reads a whole `__transaction_state` partition into a fresh state machine.

@@ -186,10 +186,9 @@ async fn find_coordinator_creates_the_offsets_topic_and_names_this_broker() {
         )
         .await
         .unwrap();
-    assert_eq!(
-        txn.coordinators[0].error_code,
-        ErrorCode::CoordinatorNotAvailable.code()
-    );
+    // Transactional ids have their coordinator too (on __transaction_state).
+    assert_eq!(txn.coordinators[0].error_code, 0);
+    assert_eq!(txn.coordinators[0].node_id.0, 1);
 
     let md: MetadataResponse = conn
         .call(

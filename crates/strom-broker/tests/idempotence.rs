@@ -141,20 +141,43 @@ async fn retries_are_deduplicated_and_gaps_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn transactional_ids_are_not_served_yet() {
+async fn transactional_ids_go_to_their_coordinator() {
     let broker = TestBroker::start().await;
     let mut conn = RawConnection::connect(broker.bootstrap_servers())
         .await
         .unwrap();
+    let init = |timeout_ms: i32| {
+        InitProducerIdRequest::default()
+            .with_transactional_id(Some(TransactionalId(s("txn"))))
+            .with_transaction_timeout_ms(timeout_ms)
+    };
+    // No __transaction_state yet, so no coordinator here: clients look it up first.
     let r: InitProducerIdResponse = conn
+        .call(ApiKey::InitProducerId, 4, &init(60_000))
+        .await
+        .unwrap();
+    assert_eq!(r.error_code, ErrorCode::NotCoordinator.code());
+    let found: FindCoordinatorResponse = conn
         .call(
-            ApiKey::InitProducerId,
+            ApiKey::FindCoordinator,
             4,
-            &InitProducerIdRequest::default()
-                .with_transactional_id(Some(TransactionalId(s("txn"))))
-                .with_transaction_timeout_ms(60_000),
+            &FindCoordinatorRequest::default()
+                .with_key_type(1)
+                .with_coordinator_keys(vec![s("txn")]),
         )
         .await
         .unwrap();
-    assert_eq!(r.error_code, ErrorCode::CoordinatorNotAvailable.code());
+    assert_eq!(found.coordinators[0].error_code, 0);
+    // Over transaction.max.timeout.ms (15 minutes by default).
+    let r: InitProducerIdResponse = conn
+        .call(ApiKey::InitProducerId, 4, &init(900_001))
+        .await
+        .unwrap();
+    assert_eq!(r.error_code, ErrorCode::InvalidTransactionTimeout.code());
+    let r: InitProducerIdResponse = conn
+        .call(ApiKey::InitProducerId, 4, &init(60_000))
+        .await
+        .unwrap();
+    assert_eq!(r.error_code, 0);
+    assert_eq!(r.producer_epoch, 0);
 }

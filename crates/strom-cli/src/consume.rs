@@ -1,7 +1,11 @@
 //! `strom consume`: print records, like `kafka-console-consumer.sh` with its default
 //! formatter (`print.key`, `print.partition`, ... properties, same layout).
 //!
-//! Without `--from-beginning` it starts at the end of each partition. It stops after
+//! Without `--from-beginning` it starts at the end of each partition. With `--group` it joins
+//! that consumer group instead of reading every partition: the group shares the partitions
+//! among its members, a member starts at the group's committed offsets (`--from-beginning`
+//! only matters where there are none), and offsets are auto-committed and committed on exit,
+//! as `kafka-console-consumer.sh --group` does. It stops after
 //! `--max-messages`, after `--timeout-ms` without a new record, or on Ctrl-C / SIGTERM, then
 //! reports `Processed a total of N messages` on stderr as Kafka's tool does.
 
@@ -21,8 +25,11 @@ pub(crate) struct ConsumeArgs {
     #[arg(long, conflicts_with = "offset")]
     from_beginning: bool,
     /// Consume only this partition.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "group")]
     partition: Option<i32>,
+    /// Join this consumer group and commit offsets (instead of reading every partition).
+    #[arg(long)]
+    group: Option<String>,
     /// Where to start in --partition: an offset, `earliest` or `latest`.
     #[arg(long, requires = "partition", value_parser = parse_offset)]
     offset: Option<Offset>,
@@ -186,9 +193,27 @@ pub(crate) fn run(args: ConsumeArgs) -> anyhow::Result<()> {
     } else {
         "latest"
     };
-    let config = args
-        .connect
-        .config(&[("auto.offset.reset", reset.to_string())])?;
+    let mut overrides = vec![("auto.offset.reset", reset.to_string())];
+    if let Some(group) = &args.group {
+        overrides.push(("group.id", group.clone()));
+    }
+    let config = args.connect.config(&overrides)?;
+    if args.group.is_some() {
+        return run_async(async move {
+            let mut consumer = Consumer::connect(config).await?;
+            consumer.subscribe([args.topic.clone()])?;
+            let processed = consume_loop(&mut consumer, &args, &formatter).await;
+            // Commits (auto-commit is on unless the properties turned it off) and leaves.
+            let closed = consumer.close().await;
+            eprintln!(
+                "Processed a total of {} messages",
+                processed.as_ref().map_or(0, |n| *n)
+            );
+            processed?;
+            closed?;
+            Ok(())
+        });
+    }
     run_async(async move {
         let mut consumer = Consumer::connect(config).await?;
         let partitions = consumer.partitions_for(&args.topic).await?;

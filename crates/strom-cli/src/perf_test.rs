@@ -86,8 +86,8 @@ struct ConsumerPerfArgs {
     /// Number of messages to consume.
     #[arg(long, value_name = "N")]
     messages: u64,
-    /// Accepted for Kafka's command lines; the consumer reads assigned partitions without a
-    /// group, so no offsets are committed.
+    /// Consume as a member of this group (subscribe, commit); without it every partition
+    /// is assigned directly and nothing is committed.
     #[arg(long)]
     group: Option<String>,
     /// Start at the end of each partition instead of the beginning.
@@ -457,15 +457,31 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (y, m, d)
 }
 
+/// Notes when the group first assigned partitions.
+struct JoinTimer(Arc<Mutex<Option<Instant>>>);
+
+impl strom_client::ConsumerRebalanceListener for JoinTimer {
+    fn on_partitions_assigned(&mut self, _partitions: &[TopicPartition]) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_or_insert_with(Instant::now);
+    }
+}
+
 async fn consumer(args: ConsumerPerfArgs) -> anyhow::Result<()> {
     let mut props = tool_props(args.consumer_config.as_ref(), &args.consumer_props)?;
     if let Some(size) = args.fetch_size {
         props.push(("max.partition.fetch.bytes".into(), size.to_string()));
     }
-    if args.group.is_some() {
-        eprintln!(
-            "warning: --group is accepted but not used: partitions are assigned without a group and no offsets are committed"
-        );
+    let reset = if args.from_latest {
+        "latest"
+    } else {
+        "earliest"
+    };
+    if let Some(group) = &args.group {
+        props.push(("group.id".into(), group.clone()));
+        props.push(("auto.offset.reset".into(), reset.into()));
     }
     let config = args.connect.config(&as_overrides(&props))?;
     let mut consumer = Consumer::connect(config).await?;
@@ -473,19 +489,27 @@ async fn consumer(args: ConsumerPerfArgs) -> anyhow::Result<()> {
     if partitions.is_empty() {
         bail!("topic {} has no partitions", args.topic);
     }
-    let start_at = if args.from_latest {
-        Offset::Latest
-    } else {
-        Offset::Earliest
-    };
-    consumer.assign(
-        partitions
-            .iter()
-            .map(|p| (TopicPartition::new(&args.topic, p.partition), start_at)),
-    );
-
+    // When the first assignment arrived: the time before it is rebalance time, as Kafka's
+    // tool counts it.
+    let joined: Arc<Mutex<Option<Instant>>> = Arc::default();
     let start_time = SystemTime::now();
     let start = Instant::now();
+    if args.group.is_some() {
+        consumer
+            .subscribe_with_listener([args.topic.clone()], Box::new(JoinTimer(joined.clone())))?;
+    } else {
+        let start_at = if args.from_latest {
+            Offset::Latest
+        } else {
+            Offset::Earliest
+        };
+        consumer.assign(
+            partitions
+                .iter()
+                .map(|p| (TopicPartition::new(&args.topic, p.partition), start_at)),
+        );
+        *joined.lock().unwrap_or_else(|e| e.into_inner()) = Some(start);
+    }
     let timeout = Duration::from_millis(args.timeout);
     let mut last_record = Instant::now();
     let mut messages = 0u64;
@@ -510,11 +534,20 @@ async fn consumer(args: ConsumerPerfArgs) -> anyhow::Result<()> {
         }
     }
     let elapsed = start.elapsed();
+    if args.group.is_some()
+        && let Err(e) = consumer.close().await
+    {
+        eprintln!("warning: closing the consumer: {e}");
+    }
     let end_time = start_time + elapsed;
     let secs = elapsed.as_secs_f64().max(1e-9);
     let total_mb = mb(bytes);
-    // No group join: all of the time is fetch time.
-    let fetch_ms = elapsed.as_millis() as u64;
+    let rebalance_ms = joined
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .map_or(elapsed, |t| t.duration_since(start))
+        .as_millis() as u64;
+    let fetch_ms = (elapsed.as_millis() as u64).saturating_sub(rebalance_ms);
     let fetch_secs = (fetch_ms as f64 / 1000.0).max(1e-9);
     if args.output == Output::Json {
         let line = serde_json::json!({
@@ -524,7 +557,7 @@ async fn consumer(args: ConsumerPerfArgs) -> anyhow::Result<()> {
             "mb_per_sec": total_mb / secs,
             "messages": messages,
             "messages_per_sec": messages as f64 / secs,
-            "rebalance_time_ms": 0,
+            "rebalance_time_ms": rebalance_ms,
             "fetch_time_ms": fetch_ms,
         });
         outln!("{line}")?;
@@ -543,7 +576,7 @@ async fn consumer(args: ConsumerPerfArgs) -> anyhow::Result<()> {
         total_mb / secs,
         messages,
         messages as f64 / secs,
-        0,
+        rebalance_ms,
         fetch_ms,
         total_mb / fetch_secs,
         messages as f64 / fetch_secs,

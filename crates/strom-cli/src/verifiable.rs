@@ -4,8 +4,10 @@
 //! (`timestamp` and `name` first), so a harness written for Kafka reads them unchanged.
 //!
 //! Both run until `--max-messages` or until SIGINT/SIGTERM, and then print what Kafka's
-//! shutdown hooks print. The consumer reads assigned partitions (no group membership yet, so
-//! it commits nothing and prints no `offsets_committed`).
+//! shutdown hooks print. With `--group-id` the consumer is a group member: it prints
+//! `partitions_revoked` / `partitions_assigned` from its rebalance listener and, unless
+//! `--enable-autocommit`, commits after every poll and prints `offsets_committed`. Without a
+//! group it reads every partition by assignment.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -16,7 +18,8 @@ use futures::FutureExt;
 use futures::stream::{FuturesOrdered, StreamExt};
 use serde_json::{Value, json};
 use strom_client::{
-    AutoOffsetReset, ClientError, Consumer, Offset, Producer, ProducerRecord, TopicPartition,
+    AutoOffsetReset, ClientError, Consumer, ConsumerRebalanceListener, Offset, OffsetAndMetadata,
+    Producer, ProducerRecord, TopicPartition,
 };
 
 use crate::client_args::{ConnectArgs, outln, run_async};
@@ -59,9 +62,21 @@ pub(crate) struct VerifiableConsumerArgs {
     /// Topic to consume (every partition).
     #[arg(long)]
     topic: String,
-    /// Accepted for Kafka's command lines; partitions are assigned without a group.
+    /// The consumer group to join; without it every partition is assigned directly.
     #[arg(long = "group-id")]
     group_id: Option<String>,
+    /// Static membership: the `group.instance.id`.
+    #[arg(long = "group-instance-id", requires = "group_id")]
+    group_instance_id: Option<String>,
+    /// Let the consumer auto-commit instead of committing after every poll.
+    #[arg(long = "enable-autocommit")]
+    enable_autocommit: bool,
+    /// `partition.assignment.strategy` (a name or Java class name).
+    #[arg(long = "assignment-strategy")]
+    assignment_strategy: Option<String>,
+    /// `session.timeout.ms`.
+    #[arg(long = "session-timeout", value_name = "MS")]
+    session_timeout: Option<u64>,
     /// Messages to consume; -1 to consume until stopped.
     #[arg(long, default_value_t = -1, allow_hyphen_values = true, value_name = "N")]
     max_messages: i64,
@@ -74,6 +89,39 @@ pub(crate) struct VerifiableConsumerArgs {
     /// A consumer properties file.
     #[arg(long = "consumer.config", value_name = "FILE")]
     consumer_config: Option<PathBuf>,
+}
+
+fn partitions_json(tps: &[TopicPartition]) -> Value {
+    json!(
+        tps.iter()
+            .map(|tp| json!({"topic": tp.topic, "partition": tp.partition}))
+            .collect::<Vec<_>>()
+    )
+}
+
+/// Prints the rebalance events of Kafka's `VerifiableConsumer`.
+struct EventListener;
+
+impl ConsumerRebalanceListener for EventListener {
+    fn on_partitions_revoked(&mut self, partitions: &[TopicPartition]) {
+        let _ = outln!(
+            "{}",
+            event(
+                "partitions_revoked",
+                &[("partitions", partitions_json(partitions))]
+            )
+        );
+    }
+
+    fn on_partitions_assigned(&mut self, partitions: &[TopicPartition]) {
+        let _ = outln!(
+            "{}",
+            event(
+                "partitions_assigned",
+                &[("partitions", partitions_json(partitions))]
+            )
+        );
+    }
 }
 
 fn now_ms() -> i64 {
@@ -288,30 +336,49 @@ async fn consumer(args: VerifiableConsumerArgs) -> anyhow::Result<()> {
     let props = properties_file(args.consumer_config.as_ref())?;
     let overrides: Vec<(&str, String)> =
         props.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    let mut overrides = overrides;
+    if let Some(group) = &args.group_id {
+        overrides.push(("group.id", group.clone()));
+        overrides.push(("enable.auto.commit", args.enable_autocommit.to_string()));
+        if let Some(id) = &args.group_instance_id {
+            overrides.push(("group.instance.id", id.clone()));
+        }
+        if let Some(s) = &args.assignment_strategy {
+            overrides.push(("partition.assignment.strategy", s.clone()));
+        }
+        if let Some(ms) = args.session_timeout {
+            overrides.push(("session.timeout.ms", ms.to_string()));
+        }
+    }
     let config = args
         .connect
         .config(&overrides)?
         .with_auto_offset_reset(reset);
     let mut consumer = Consumer::connect(config).await?;
-    let partitions = consumer.partitions_for(&args.topic).await?;
-    let start_at = match reset {
-        AutoOffsetReset::Latest => Offset::Latest,
-        _ => Offset::Earliest,
-    };
-    let tps: Vec<TopicPartition> = partitions
-        .iter()
-        .map(|p| TopicPartition::new(&args.topic, p.partition))
-        .collect();
-    consumer.assign(tps.iter().map(|tp| (tp.clone(), start_at)));
-    outln!("{}", event("startup_complete", &[]))?;
-    let assigned: Vec<Value> = tps
-        .iter()
-        .map(|tp| json!({"topic": tp.topic, "partition": tp.partition}))
-        .collect();
-    outln!(
-        "{}",
-        event("partitions_assigned", &[("partitions", json!(assigned))])
-    )?;
+    let grouped = args.group_id.is_some();
+    if grouped {
+        consumer.subscribe_with_listener([args.topic.clone()], Box::new(EventListener))?;
+        outln!("{}", event("startup_complete", &[]))?;
+    } else {
+        let partitions = consumer.partitions_for(&args.topic).await?;
+        let start_at = match reset {
+            AutoOffsetReset::Latest => Offset::Latest,
+            _ => Offset::Earliest,
+        };
+        let tps: Vec<TopicPartition> = partitions
+            .iter()
+            .map(|p| TopicPartition::new(&args.topic, p.partition))
+            .collect();
+        consumer.assign(tps.iter().map(|tp| (tp.clone(), start_at)));
+        outln!("{}", event("startup_complete", &[]))?;
+        outln!(
+            "{}",
+            event(
+                "partitions_assigned",
+                &[("partitions", partitions_json(&tps))]
+            )
+        )?;
+    }
 
     let max = u64::try_from(args.max_messages).unwrap_or(u64::MAX);
     let mut consumed = 0u64;
@@ -371,8 +438,28 @@ async fn consumer(args: VerifiableConsumerArgs) -> anyhow::Result<()> {
                 ],
             )
         )?;
+        if grouped && !args.enable_autocommit {
+            // As Kafka's tool: commit what this poll returned, then report it.
+            let mut offsets: BTreeMap<TopicPartition, OffsetAndMetadata> = BTreeMap::new();
+            for r in &records {
+                let next = OffsetAndMetadata::new(r.offset + 1);
+                offsets.insert(TopicPartition::new(&r.topic, r.partition), next);
+            }
+            let result = consumer.commit_sync_offsets(offsets.clone()).await;
+            let list: Vec<Value> = offsets
+                .iter()
+                .map(|(tp, o)| json!({"topic": tp.topic, "partition": tp.partition, "offset": o.offset}))
+                .collect();
+            let mut fields = vec![("offsets", json!(list)), ("success", json!(result.is_ok()))];
+            if let Err(e) = &result {
+                fields.push(("error", json!(e.to_string())));
+            }
+            outln!("{}", event("offsets_committed", &fields))?;
+        }
     }
-    let _ = args.group_id;
+    if grouped && let Err(e) = consumer.close().await {
+        eprintln!("error: closing the consumer: {e}");
+    }
     outln!("{}", event("shutdown_complete", &[]))?;
     Ok(())
 }

@@ -521,3 +521,65 @@ async fn bad_arguments_are_clear_errors() {
         "error: invalid configuration `acks`: `maybe` is not one of 0, 1, all, -1\n"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consume_with_a_group_resumes_at_its_committed_offsets() {
+    let broker = TestBroker::start_with(&[("group.initial.rebalance.delay.ms", "0")]).await;
+    let b = broker.bootstrap_servers();
+    let create = [
+        "topics",
+        "create",
+        "grouped",
+        "--partitions",
+        "2",
+        "--bootstrap-server",
+        b,
+    ];
+    ok(&strom(&create, "").await);
+    ok(&strom(
+        &["produce", "grouped", "--bootstrap-server", b],
+        "a\nb\nc\n",
+    )
+    .await);
+    let consume = |max: &'static str| {
+        [
+            "consume",
+            "grouped",
+            "--group",
+            "cli-group",
+            "--from-beginning",
+            "--max-messages",
+            max,
+            "--timeout-ms",
+            "20000",
+            "--bootstrap-server",
+            b,
+        ]
+    };
+    let o = strom(&consume("3"), "").await;
+    ok(&o);
+    let mut lines: Vec<String> = stdout(&o).lines().map(str::to_string).collect();
+    lines.sort();
+    assert_eq!(lines, ["a", "b", "c"]);
+    // The first run committed on exit: the second starts after it.
+    ok(&strom(&["produce", "grouped", "--bootstrap-server", b], "d\n").await);
+    let o = strom(&consume("1"), "").await;
+    ok(&o);
+    assert_eq!(stdout(&o), "d\n");
+    // --group and --partition do not go together.
+    let o = strom(
+        &[
+            "consume",
+            "grouped",
+            "--group",
+            "g",
+            "--partition",
+            "0",
+            "--bootstrap-server",
+            b,
+        ],
+        "",
+    )
+    .await;
+    assert!(!o.status.success());
+}

@@ -341,6 +341,36 @@ async fn verifiable_producer_and_consumer_print_kafkas_events() {
     assert_eq!(values.len(), 10);
     assert!(values.contains(&"7.0") && values.contains(&"7.9"));
     assert_eq!(events.last().unwrap()["name"], "shutdown_complete");
+    // As a group member it commits after every poll and reports it.
+    let mut committed: std::collections::BTreeMap<i64, i64> = Default::default();
+    for e in events.iter().filter(|e| e["name"] == "offsets_committed") {
+        assert_eq!(e["success"], true);
+        for o in e["offsets"].as_array().unwrap() {
+            committed.insert(
+                o["partition"].as_i64().unwrap(),
+                o["offset"].as_i64().unwrap(),
+            );
+        }
+    }
+    assert_eq!(committed.values().sum::<i64>(), 10, "{committed:?}");
+    // The group's commits hold: a second run finds nothing new.
+    let o = strom(&[
+        "perf-test",
+        "consumer",
+        "--topic",
+        "verify",
+        "--group",
+        "g",
+        "--messages",
+        "1",
+        "--timeout",
+        "1500",
+        "--bootstrap-server",
+        b,
+    ])
+    .await;
+    ok(&o);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("Exiting before consuming"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

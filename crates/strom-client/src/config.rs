@@ -205,6 +205,17 @@ pub struct ClientConfig {
     max_poll_records: usize,
     isolation_level: IsolationLevel,
     client_rack: String,
+    group_id: Option<String>,
+    group_instance_id: Option<String>,
+    session_timeout: Duration,
+    heartbeat_interval: Duration,
+    max_poll_interval: Duration,
+    enable_auto_commit: bool,
+    auto_commit_interval: Duration,
+    /// Assignor names (`range`, `roundrobin`, `sticky`, `cooperative-sticky`) in preference
+    /// order; Java class names are accepted and mapped to these.
+    partition_assignment_strategy: Vec<String>,
+    exclude_internal_topics: bool,
     extra: BTreeMap<String, String>,
 }
 
@@ -241,6 +252,17 @@ impl Default for ClientConfig {
             max_poll_records: 500,
             isolation_level: IsolationLevel::ReadUncommitted,
             client_rack: String::new(),
+            group_id: None,
+            group_instance_id: None,
+            session_timeout: Duration::from_millis(45_000),
+            heartbeat_interval: Duration::from_millis(3_000),
+            max_poll_interval: Duration::from_millis(300_000),
+            enable_auto_commit: true,
+            auto_commit_interval: Duration::from_millis(5_000),
+            // Kafka 3.0+ (KIP-726): range first, so a group votes range and stays eager until
+            // every member lists only cooperative-sticky.
+            partition_assignment_strategy: vec!["range".into(), "cooperative-sticky".into()],
+            exclude_internal_topics: true,
             extra: BTreeMap::new(),
         }
     }
@@ -403,6 +425,46 @@ impl ClientConfig {
             }
             "isolation.level" => self.isolation_level = parse_enum(key, value)?,
             "client.rack" => self.client_rack = value.to_string(),
+            "group.id" => self.group_id = Some(value.to_string()).filter(|v| !v.trim().is_empty()),
+            "group.instance.id" => {
+                self.group_instance_id = Some(value.to_string()).filter(|v| !v.trim().is_empty())
+            }
+            "session.timeout.ms" => self.session_timeout = parse_ms(key, value, 1)?,
+            "heartbeat.interval.ms" => self.heartbeat_interval = parse_ms(key, value, 1)?,
+            "max.poll.interval.ms" => self.max_poll_interval = parse_ms(key, value, 1)?,
+            "enable.auto.commit" => self.enable_auto_commit = parse_bool(key, value)?,
+            "auto.commit.interval.ms" => self.auto_commit_interval = parse_ms(key, value, 0)?,
+            "partition.assignment.strategy" => {
+                let mut names = Vec::new();
+                for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                    let name = crate::consumer::assignor::builtin_name(item).ok_or_else(|| {
+                        ClientError::config(
+                            key,
+                            format!(
+                                "`{item}` is not one of range, roundrobin, sticky, \
+                                 cooperative-sticky (custom assignors are passed to \
+                                 Consumer::set_assignors)"
+                            ),
+                        )
+                    })?;
+                    names.push(name.to_string());
+                }
+                if names.is_empty() {
+                    return Err(ClientError::config(key, "names no assignor"));
+                }
+                self.partition_assignment_strategy = names;
+            }
+            "group.protocol" => {
+                if !value.trim().eq_ignore_ascii_case("classic") {
+                    return Err(ClientError::config(
+                        key,
+                        format!(
+                            "`{value}` is not supported; this client speaks the classic protocol"
+                        ),
+                    ));
+                }
+            }
+            "exclude.internal.topics" => self.exclude_internal_topics = parse_bool(key, value)?,
             _ => {
                 tracing::warn!(key, "unknown client property is ignored");
                 self.extra.insert(key.to_string(), value.to_string());
@@ -657,6 +719,71 @@ impl ClientConfig {
         &self.client_rack
     }
     /// Properties this client does not know, kept as given.
+    pub fn with_group_id(mut self, group: impl Into<String>) -> Self {
+        self.group_id = Some(group.into());
+        self
+    }
+    pub fn with_group_instance_id(mut self, id: impl Into<String>) -> Self {
+        self.group_instance_id = Some(id.into());
+        self
+    }
+    pub fn with_session_timeout(mut self, t: Duration) -> Self {
+        self.session_timeout = t;
+        self
+    }
+    pub fn with_heartbeat_interval(mut self, t: Duration) -> Self {
+        self.heartbeat_interval = t;
+        self
+    }
+    pub fn with_max_poll_interval(mut self, t: Duration) -> Self {
+        self.max_poll_interval = t;
+        self
+    }
+    pub fn with_enable_auto_commit(mut self, enabled: bool) -> Self {
+        self.enable_auto_commit = enabled;
+        self
+    }
+    pub fn with_auto_commit_interval(mut self, t: Duration) -> Self {
+        self.auto_commit_interval = t;
+        self
+    }
+    /// Assignor names in preference order (see `partition.assignment.strategy`).
+    pub fn with_partition_assignment_strategy(
+        mut self,
+        names: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Self {
+        self.partition_assignment_strategy = names.into_iter().map(Into::into).collect();
+        self
+    }
+
+    pub fn group_id(&self) -> Option<&str> {
+        self.group_id.as_deref()
+    }
+    pub fn group_instance_id(&self) -> Option<&str> {
+        self.group_instance_id.as_deref()
+    }
+    pub fn session_timeout(&self) -> Duration {
+        self.session_timeout
+    }
+    pub fn heartbeat_interval(&self) -> Duration {
+        self.heartbeat_interval
+    }
+    pub fn max_poll_interval(&self) -> Duration {
+        self.max_poll_interval
+    }
+    pub fn enable_auto_commit(&self) -> bool {
+        self.enable_auto_commit
+    }
+    pub fn auto_commit_interval(&self) -> Duration {
+        self.auto_commit_interval
+    }
+    pub fn partition_assignment_strategy(&self) -> &[String] {
+        &self.partition_assignment_strategy
+    }
+    pub fn exclude_internal_topics(&self) -> bool {
+        self.exclude_internal_topics
+    }
+
     pub fn extra(&self) -> &BTreeMap<String, String> {
         &self.extra
     }
@@ -697,6 +824,43 @@ mod tests {
         assert_eq!(c.max_partition_fetch_bytes(), 1_048_576);
         assert_eq!(c.auto_offset_reset(), AutoOffsetReset::Latest);
         assert_eq!(c.compression(), CompressionType::None);
+        assert_eq!(c.group_id(), None);
+        assert_eq!(c.session_timeout(), Duration::from_secs(45));
+        assert_eq!(c.heartbeat_interval(), Duration::from_secs(3));
+        assert_eq!(c.max_poll_interval(), Duration::from_secs(300));
+        assert!(c.enable_auto_commit());
+        assert_eq!(c.auto_commit_interval(), Duration::from_secs(5));
+        assert_eq!(
+            c.partition_assignment_strategy(),
+            ["range", "cooperative-sticky"]
+        );
+    }
+
+    #[test]
+    fn assignment_strategies_take_short_and_java_names() {
+        let c = ClientConfig::from_properties(&props(&[
+            ("bootstrap.servers", "a:9092"),
+            (
+                "partition.assignment.strategy",
+                "org.apache.kafka.clients.consumer.CooperativeStickyAssignor, roundrobin",
+            ),
+        ]))
+        .unwrap();
+        assert_eq!(
+            c.partition_assignment_strategy(),
+            ["cooperative-sticky", "roundrobin"]
+        );
+        assert!(
+            err(&[
+                ("bootstrap.servers", "h:1"),
+                ("partition.assignment.strategy", "fancy")
+            ])
+            .contains("partition.assignment.strategy")
+        );
+        assert!(
+            err(&[("bootstrap.servers", "h:1"), ("group.protocol", "consumer")])
+                .contains("classic")
+        );
     }
 
     #[test]

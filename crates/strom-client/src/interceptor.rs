@@ -38,8 +38,8 @@ pub trait ConsumerInterceptor: Send + Sync {
         records
     }
 
-    /// Called after offsets were committed (Java's `onCommit`). The consumer has no group
-    /// commits yet, so nothing calls it until the group-managed consumer exists.
+    /// Called after offsets were committed (Java's `onCommit`): by `commit_sync`,
+    /// `commit_async` and auto-commits, once the coordinator accepted them.
     fn on_commit(&self, offsets: &BTreeMap<TopicPartition, OffsetAndMetadata>) {
         let _ = offsets;
     }
@@ -102,5 +102,11 @@ impl ConsumerInterceptors {
             records = i.on_consume(records);
         }
         records
+    }
+
+    pub(crate) fn on_commit(&self, offsets: &BTreeMap<TopicPartition, OffsetAndMetadata>) {
+        for i in self.0.iter() {
+            i.on_commit(offsets);
+        }
     }
 }

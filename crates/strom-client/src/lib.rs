@@ -5,9 +5,12 @@
 //!   `acks`, retries with backoff; idempotent by default (exactly once and in order per
 //!   partition across retries, up to 5 requests in flight); `buffer.memory` back-pressure
 //!   ([`Producer::queue`]); [`ProducerInterceptor`]s.
-//! - [`Consumer`]: consume assigned partitions from an offset, the start or the end; `poll`,
-//!   `seek`, `position`, ListOffsets helpers; [`ConsumerInterceptor`]s. No consumer groups
-//!   yet.
+//! - [`Consumer`]: consume assigned partitions from an offset, the start or the end, or
+//!   `subscribe` (topics or a pattern) as a member of a consumer group (`group.id`, classic
+//!   protocol, assignors range, roundrobin, sticky, cooperative-sticky or your own
+//!   [`ConsumerPartitionAssignor`], static membership, a [`ConsumerRebalanceListener`]);
+//!   `poll`, `seek`, `position`, ListOffsets helpers; auto-commit, `commit_sync`,
+//!   `commit_async`, `committed`; [`ConsumerInterceptor`]s.
 //! - [`Admin`]: create, delete, list and describe topics, add partitions, describe and alter
 //!   configs, describe the cluster; list, describe and delete consumer groups, read, reset and
 //!   delete their committed offsets; list offsets, delete records, describe log directories
@@ -50,9 +53,8 @@
 //!
 //! Known limitations: record headers go through `kafka-protocol`'s `IndexMap`, so two headers
 //! with the same key collapse into one (the last value wins) when producing and when
-//! consuming. Transactions and a group-managed consumer (subscribe with a `group.id`) are not
-//! implemented yet; [`group_protocol`] already reads and writes the consumer protocol's member
-//! bytes.
+//! consuming. Transactions are not implemented yet; the group consumer speaks the classic
+//! protocol only (not KIP-848's `group.protocol=consumer`).
 
 pub mod admin;
 mod cluster;
@@ -78,7 +80,12 @@ pub use admin::{
 };
 pub use cluster::{Node, PartitionDescription, TopicDescription};
 pub use config::{Acks, AutoOffsetReset, ClientConfig, CompressionType, IsolationLevel};
-pub use consumer::{Consumer, Offset};
+pub use consumer::assignor::{
+    ConsumerPartitionAssignor, GroupMember, RangeAssignor, RebalanceProtocol, RoundRobinAssignor,
+};
+pub use consumer::listener::ConsumerRebalanceListener;
+pub use consumer::sticky::{CooperativeStickyAssignor, StickyAssignor};
+pub use consumer::{CommitCallback, Consumer, Offset};
 pub use error::{ClientError, Result, error_code_description, error_code_name};
 pub use group_protocol::{ConsumerAssignment, ConsumerSubscription};
 pub use interceptor::{ConsumerInterceptor, ProducerInterceptor};

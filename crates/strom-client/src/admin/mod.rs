@@ -37,7 +37,7 @@ use crate::connection::Connection;
 use crate::error::{ClientError, Result};
 
 mod configs;
-mod coordinator;
+pub(crate) mod coordinator;
 mod group_offsets;
 mod groups;
 mod log_dirs;
@@ -161,6 +161,15 @@ impl Admin {
             cluster: Cluster::connect(config, false).await?,
             coordinators: Arc::default(),
         })
+    }
+
+    /// An admin client over an existing cluster handle: the group consumer uses it to reach
+    /// its coordinator with the same lookup, cache and retries.
+    pub(crate) fn from_cluster(cluster: Arc<Cluster>) -> Admin {
+        Admin {
+            cluster,
+            coordinators: Arc::default(),
+        }
     }
 
     pub fn config(&self) -> &ClientConfig {

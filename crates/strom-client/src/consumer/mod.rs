@@ -1,4 +1,6 @@
-//! A consumer of explicitly assigned partitions (no consumer groups yet).
+//! The consumer: of explicitly assigned partitions (`assign`), or of the partitions a
+//! consumer group hands out (`subscribe` with `group.id`, classic protocol; the group side is
+//! in `rebalance.rs` and `group.rs`, the assignors in [`assignor`] and [`sticky`]).
 //!
 //! Like Kafka's Java consumer it is driven by `poll`: each call returns buffered records if
 //! there are any, otherwise resolves missing positions (ListOffsets per
@@ -7,7 +9,14 @@
 //! in flight when a poll times out are picked up by the next poll, so short poll timeouts do
 //! not waste the broker's long poll.
 
+pub mod assignor;
 mod fetch;
+mod group;
+pub mod listener;
+mod rebalance;
+pub mod sticky;
+
+pub use rebalance::CommitCallback;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -94,6 +103,10 @@ pub struct Consumer {
     fetches: mpsc::UnboundedReceiver<FetchDone>,
     metadata_wanted: bool,
     interceptors: ConsumerInterceptors,
+    /// Set by `subscribe`: the group membership that decides the assignment.
+    group: Option<rebalance::GroupState>,
+    /// Assignors from `set_assignors`, used instead of `partition.assignment.strategy`.
+    custom_assignors: Option<Vec<Arc<dyn assignor::ConsumerPartitionAssignor>>>,
 }
 
 impl std::fmt::Debug for Consumer {
@@ -101,6 +114,7 @@ impl std::fmt::Debug for Consumer {
         f.debug_struct("Consumer")
             .field("assignment", &self.order)
             .field("in_flight", &self.in_flight)
+            .field("group", &self.group)
             .finish_non_exhaustive()
     }
 }
@@ -127,6 +141,8 @@ impl Consumer {
             fetches,
             metadata_wanted: false,
             interceptors: ConsumerInterceptors::new(interceptors),
+            group: None,
+            custom_assignors: None,
         })
     }
 
@@ -134,8 +150,10 @@ impl Consumer {
         self.cluster.config()
     }
 
-    /// Replaces the assignment with `partitions`, each starting at its offset.
+    /// Replaces the assignment with `partitions`, each starting at its offset. This also
+    /// ends a subscription without leaving the group (use `unsubscribe` first to leave it).
     pub fn assign(&mut self, partitions: impl IntoIterator<Item = (TopicPartition, Offset)>) {
+        self.group = None;
         self.partitions.clear();
         self.order.clear();
         for (tp, start) in partitions {
@@ -256,13 +274,15 @@ impl Consumer {
     /// Returns the records available within `timeout` (up to `max.poll.records`); an empty
     /// vector when none arrived in time.
     pub async fn poll(&mut self, timeout: Duration) -> Result<Vec<ConsumerRecord>> {
-        if self.partitions.is_empty() {
+        if self.partitions.is_empty() && self.group.is_none() {
             return Err(ClientError::InvalidArgument(
                 "the consumer is not assigned any partitions".into(),
             ));
         }
         let deadline = Instant::now() + timeout;
         loop {
+            // A rebalance may run past the poll's timeout: it is not interrupted halfway.
+            self.drive_group().await?;
             let records = self.drain();
             if !records.is_empty() {
                 return Ok(self.interceptors.on_consume(records));
@@ -274,13 +294,23 @@ impl Consumer {
                     .is_stale(self.cluster.config().metadata_max_age())
             {
                 self.metadata_wanted = false;
-                let topics: Vec<String> = self.topics();
-                if let Ok(Err(e)) =
-                    tokio::time::timeout_at(deadline, self.cluster.refresh(Topics::Named(&topics)))
-                        .await
-                {
-                    debug!(error = %e, "metadata refresh failed");
-                    self.metadata_wanted = true;
+                let (topics, all) = match self.group_metadata_topics() {
+                    Some(None) => (Vec::new(), true),
+                    Some(Some(topics)) => (topics, false),
+                    None => (self.topics(), false),
+                };
+                let which = if all {
+                    Topics::All
+                } else {
+                    Topics::Named(&topics)
+                };
+                match tokio::time::timeout_at(deadline, self.cluster.refresh(which)).await {
+                    Ok(Err(e)) => {
+                        debug!(error = %e, "metadata refresh failed");
+                        self.metadata_wanted = true;
+                    }
+                    Ok(Ok(_)) => self.check_group_metadata(),
+                    Err(_) => {}
                 }
             }
             match tokio::time::timeout_at(deadline, self.reset_positions()).await {
@@ -302,7 +332,23 @@ impl Consumer {
             } else {
                 deadline
             };
-            match tokio::time::timeout_at(wait_until, self.fetches.recv()).await {
+            let wake = self.group.as_ref().map(|g| g.membership.shared.clone());
+            let next = async {
+                match &wake {
+                    // The heartbeat task asks for a rejoin: stop waiting for fetches.
+                    Some(shared) => tokio::select! {
+                        done = self.fetches.recv() => Some(done),
+                        () = shared.wake.notified() => None,
+                    },
+                    None => Some(self.fetches.recv().await),
+                }
+            };
+            let next = match tokio::time::timeout_at(wait_until, next).await {
+                Ok(Some(done)) => Ok(done),
+                Ok(None) => continue,
+                Err(e) => Err(e),
+            };
+            match next {
                 Ok(Some(done)) => {
                     self.on_fetch(done)?;
                     // Take any other completed fetch too.

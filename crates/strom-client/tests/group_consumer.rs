@@ -1,0 +1,453 @@
+//! The group-managed consumer against an in-process broker: members sharing partitions with
+//! each assignor, takeover when a member leaves, commits and resuming from them, auto-commit,
+//! cooperative rebalances, static membership and pattern subscriptions.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use strom_client::{
+    Admin, AutoOffsetReset, ClientConfig, Consumer, ConsumerInterceptor, ConsumerRebalanceListener,
+    ConsumerRecord, NewTopic, OffsetAndMetadata, Producer, ProducerRecord, TopicPartition,
+};
+use strom_test_support::TestBroker;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+const FAST_GROUPS: &[(&str, &str)] = &[("group.initial.rebalance.delay.ms", "0")];
+
+async fn setup(topics: &[(&str, i32)]) -> (TestBroker, Admin) {
+    let broker = TestBroker::start_with(FAST_GROUPS).await;
+    let admin = Admin::connect(ClientConfig::new(broker.bootstrap_servers()))
+        .await
+        .unwrap();
+    create(&admin, topics).await;
+    (broker, admin)
+}
+
+async fn create(admin: &Admin, topics: &[(&str, i32)]) {
+    let new: Vec<NewTopic> = topics
+        .iter()
+        .map(|(n, p)| NewTopic::new(*n).with_partitions(*p))
+        .collect();
+    for created in admin.create_topics(&new, Default::default()).await.unwrap() {
+        created.result.expect("topic created");
+    }
+}
+
+fn config(broker: &TestBroker, group: &str) -> ClientConfig {
+    ClientConfig::new(broker.bootstrap_servers())
+        .with_group_id(group)
+        .with_auto_offset_reset(AutoOffsetReset::Earliest)
+        .with_session_timeout(Duration::from_secs(10))
+        .with_heartbeat_interval(Duration::from_millis(200))
+        .with_default_api_timeout(Duration::from_secs(20))
+}
+
+async fn produce(broker: &TestBroker, topic: &str, n: usize, tag: &str) {
+    let producer = Producer::connect(ClientConfig::new(broker.bootstrap_servers()))
+        .await
+        .unwrap();
+    let futures: Vec<_> = (0..n)
+        .map(|i| {
+            producer
+                .send(ProducerRecord::new(topic, format!("{tag}-{i}")).with_key(format!("k{i}")))
+        })
+        .collect();
+    for f in futures {
+        f.await.unwrap();
+    }
+    producer.close().await.unwrap();
+}
+
+/// Listener events, as (kind, partitions).
+type Events = Arc<Mutex<Vec<(&'static str, Vec<TopicPartition>)>>>;
+
+#[derive(Clone, Default)]
+struct Recorder(Events);
+
+impl ConsumerRebalanceListener for Recorder {
+    fn on_partitions_revoked(&mut self, p: &[TopicPartition]) {
+        self.0.lock().unwrap().push(("revoked", p.to_vec()));
+    }
+    fn on_partitions_assigned(&mut self, p: &[TopicPartition]) {
+        self.0.lock().unwrap().push(("assigned", p.to_vec()));
+    }
+    fn on_partitions_lost(&mut self, p: &[TopicPartition]) {
+        self.0.lock().unwrap().push(("lost", p.to_vec()));
+    }
+}
+
+/// A consumer polling on its own task, exposing what it read and owns.
+struct Member {
+    records: Arc<Mutex<Vec<ConsumerRecord>>>,
+    assignment: Arc<Mutex<Vec<TopicPartition>>>,
+    stop: Arc<AtomicBool>,
+    task: JoinHandle<Consumer>,
+}
+
+impl Member {
+    fn spawn(mut consumer: Consumer) -> Member {
+        let records = Arc::new(Mutex::new(Vec::new()));
+        let assignment = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (r, a, s) = (records.clone(), assignment.clone(), stop.clone());
+        let task = tokio::spawn(async move {
+            while !s.load(Ordering::SeqCst) {
+                let got = consumer.poll(Duration::from_millis(100)).await.unwrap();
+                r.lock().unwrap().extend(got);
+                *a.lock().unwrap() = consumer.assignment();
+            }
+            consumer
+        });
+        Member {
+            records,
+            assignment,
+            stop,
+            task,
+        }
+    }
+
+    fn owned(&self) -> Vec<TopicPartition> {
+        let mut v = self.assignment.lock().unwrap().clone();
+        v.sort();
+        v
+    }
+
+    fn read(&self) -> usize {
+        self.records.lock().unwrap().len()
+    }
+
+    async fn stop(self) -> (Consumer, Vec<ConsumerRecord>) {
+        self.stop.store(true, Ordering::SeqCst);
+        let consumer = self.task.await.unwrap();
+        let records = self.records.lock().unwrap().clone();
+        (consumer, records)
+    }
+}
+
+async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// True when the members own all `partitions` of `topic`, none twice.
+fn covers(members: &[Member], topic: &str, partitions: i32) -> bool {
+    let mut seen = BTreeSet::new();
+    for m in members {
+        for tp in m.owned() {
+            if !seen.insert(tp) {
+                return false;
+            }
+        }
+    }
+    seen == (0..partitions)
+        .map(|p| TopicPartition::new(topic, p))
+        .collect()
+        && members.iter().all(|m| !m.owned().is_empty())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn members_share_partitions_with_each_assignor() {
+    let (broker, admin) = setup(&[]).await;
+    for (i, assignor) in ["range", "roundrobin", "sticky", "cooperative-sticky"]
+        .iter()
+        .enumerate()
+    {
+        for n in [2usize, 3] {
+            let topic = format!("share-{i}-{n}");
+            create(&admin, &[(&topic, 6)]).await;
+            let group = format!("g-{assignor}-{n}");
+            let mut members = Vec::new();
+            for _ in 0..n {
+                let mut c = Consumer::connect(
+                    config(&broker, &group).with_partition_assignment_strategy([*assignor]),
+                )
+                .await
+                .unwrap();
+                c.subscribe([topic.clone()]).unwrap();
+                members.push(Member::spawn(c));
+            }
+            wait_for(&format!("{assignor} x{n} to settle"), || {
+                covers(&members, &topic, 6)
+            })
+            .await;
+            produce(&broker, &topic, 300, "r").await;
+            wait_for("all records", || {
+                members.iter().map(Member::read).sum::<usize>() >= 300
+            })
+            .await;
+            // Let any duplicate show up.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            assert!(
+                covers(&members, &topic, 6),
+                "{assignor} x{n}: overlapping assignment"
+            );
+            let mut values = BTreeMap::new();
+            for m in members {
+                let (c, records) = m.stop().await;
+                for r in records {
+                    *values.entry((r.partition, r.offset)).or_insert(0) += 1;
+                }
+                c.close().await.unwrap();
+            }
+            assert_eq!(values.len(), 300, "{assignor} x{n}");
+            assert!(
+                values.values().all(|&c| c == 1),
+                "{assignor} x{n}: a record was read twice"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_leaving_member_hands_its_partitions_over() {
+    let (broker, _admin) = setup(&[("leave", 4)]).await;
+    let mut members = Vec::new();
+    for _ in 0..2 {
+        let mut c = Consumer::connect(config(&broker, "g-leave")).await.unwrap();
+        c.subscribe(["leave"]).unwrap();
+        members.push(Member::spawn(c));
+    }
+    wait_for("two members", || covers(&members, "leave", 4)).await;
+    let leaving = members.remove(0);
+    let (c, _) = leaving.stop().await;
+    c.close().await.unwrap();
+    wait_for("takeover", || covers(&members, "leave", 4)).await;
+    produce(&broker, "leave", 40, "x").await;
+    wait_for("records after takeover", || members[0].read() >= 40).await;
+    let (c, _) = members.remove(0).stop().await;
+    c.close().await.unwrap();
+}
+
+#[derive(Default)]
+struct CommitCounter(Mutex<Vec<BTreeMap<TopicPartition, OffsetAndMetadata>>>);
+
+impl ConsumerInterceptor for CommitCounter {
+    fn on_commit(&self, offsets: &BTreeMap<TopicPartition, OffsetAndMetadata>) {
+        self.0.lock().unwrap().push(offsets.clone());
+    }
+}
+
+async fn poll_n(consumer: &mut Consumer, n: usize) -> Vec<ConsumerRecord> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut out = Vec::new();
+    while out.len() < n {
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {n} records",
+            out.len()
+        );
+        out.extend(consumer.poll(Duration::from_millis(200)).await.unwrap());
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn committed_offsets_resume_in_a_new_consumer() {
+    let (broker, _admin) = setup(&[("resume", 2)]).await;
+    produce(&broker, "resume", 20, "a").await;
+    let counter = Arc::new(CommitCounter::default());
+    let mut first = Consumer::connect_with_interceptors(
+        config(&broker, "g-resume").with_enable_auto_commit(false),
+        vec![counter.clone()],
+    )
+    .await
+    .unwrap();
+    first.subscribe(["resume"]).unwrap();
+    assert_eq!(poll_n(&mut first, 20).await.len(), 20);
+    first.commit_sync().await.unwrap();
+    assert_eq!(counter.0.lock().unwrap().len(), 1, "on_commit ran once");
+    let tps = [
+        TopicPartition::new("resume", 0),
+        TopicPartition::new("resume", 1),
+    ];
+    let committed = first.committed(&tps).await.unwrap();
+    let total: i64 = committed.values().map(|o| o.as_ref().unwrap().offset).sum();
+    assert_eq!(total, 20);
+    // An explicit commit of an older offset, asynchronously, with a callback.
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let offsets: BTreeMap<_, _> = [(tps[0].clone(), OffsetAndMetadata::new(0))].into();
+    let back = committed[&tps[0]].clone().unwrap();
+    first
+        .commit_async_offsets(
+            offsets,
+            Some(Box::new(move |_, result| {
+                let _ = tx.send(result.is_ok());
+            })),
+        )
+        .unwrap();
+    assert!(rx.await.unwrap());
+    first
+        .commit_sync_offsets([(tps[0].clone(), back)].into())
+        .await
+        .unwrap();
+    first.close().await.unwrap();
+
+    produce(&broker, "resume", 5, "b").await;
+    let mut second = Consumer::connect(config(&broker, "g-resume").with_enable_auto_commit(false))
+        .await
+        .unwrap();
+    second.subscribe(["resume"]).unwrap();
+    let records = poll_n(&mut second, 5).await;
+    assert!(
+        records
+            .iter()
+            .all(|r| r.value.as_deref().is_some_and(|v| v.starts_with(b"b-"))),
+        "resumed at the committed offsets"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        second
+            .poll(Duration::from_millis(300))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    second.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_commit_commits_what_poll_returned() {
+    let (broker, admin) = setup(&[("auto", 1)]).await;
+    produce(&broker, "auto", 10, "a").await;
+    let mut consumer = Consumer::connect(
+        config(&broker, "g-auto").with_auto_commit_interval(Duration::from_millis(100)),
+    )
+    .await
+    .unwrap();
+    consumer.subscribe(["auto"]).unwrap();
+    poll_n(&mut consumer, 10).await;
+    let tp = TopicPartition::new("auto", 0);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        consumer.poll(Duration::from_millis(100)).await.unwrap();
+        let found = admin
+            .list_consumer_group_offsets("g-auto", Some(std::slice::from_ref(&tp)))
+            .await
+            .unwrap();
+        if found.get(&tp).cloned().flatten().map(|o| o.offset) == Some(10) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "auto-commit never reached offset 10"
+        );
+    }
+    consumer.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cooperative_rebalance_revokes_only_moved_partitions() {
+    let (broker, _admin) = setup(&[("coop", 4)]).await;
+    let events_a = Recorder::default();
+    let mut a = Consumer::connect(
+        config(&broker, "g-coop").with_partition_assignment_strategy(["cooperative-sticky"]),
+    )
+    .await
+    .unwrap();
+    a.subscribe_with_listener(["coop"], Box::new(events_a.clone()))
+        .unwrap();
+    let mut members = vec![Member::spawn(a)];
+    wait_for("a owns all", || members[0].owned().len() == 4).await;
+    let before = members[0].owned();
+    let mut b = Consumer::connect(
+        config(&broker, "g-coop").with_partition_assignment_strategy(["cooperative-sticky"]),
+    )
+    .await
+    .unwrap();
+    b.subscribe(["coop"]).unwrap();
+    members.push(Member::spawn(b));
+    wait_for("two members", || covers(&members, "coop", 4)).await;
+    let after = members[0].owned();
+    assert_eq!(after.len(), 2);
+    assert!(
+        after.iter().all(|tp| before.contains(tp)),
+        "a kept what it keeps"
+    );
+    let events = events_a.0.lock().unwrap().clone();
+    let revoked: Vec<TopicPartition> = events
+        .iter()
+        .filter(|(k, _)| *k == "revoked")
+        .flat_map(|(_, p)| p.clone())
+        .collect();
+    assert_eq!(revoked.len(), 2, "only the moved partitions: {events:?}");
+    assert!(revoked.iter().all(|tp| !after.contains(tp)));
+    for m in members {
+        let (c, _) = m.stop().await;
+        c.close().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn static_member_rejoins_without_rebalance() {
+    let (broker, _admin) = setup(&[("static", 4)]).await;
+    let events_b = Recorder::default();
+    let mut a = Consumer::connect(config(&broker, "g-static").with_group_instance_id("a"))
+        .await
+        .unwrap();
+    a.subscribe(["static"]).unwrap();
+    let mut b = Consumer::connect(config(&broker, "g-static").with_group_instance_id("b"))
+        .await
+        .unwrap();
+    b.subscribe_with_listener(["static"], Box::new(events_b.clone()))
+        .unwrap();
+    let mut members = vec![Member::spawn(a), Member::spawn(b)];
+    wait_for("two static members", || covers(&members, "static", 4)).await;
+    let a_owned = members[0].owned();
+    let b_events = events_b.0.lock().unwrap().len();
+    // "a" goes away without leaving (a restart) and comes back under the same instance id.
+    let (old_a, _) = members.remove(0).stop().await;
+    drop(old_a);
+    let mut a2 = Consumer::connect(config(&broker, "g-static").with_group_instance_id("a"))
+        .await
+        .unwrap();
+    a2.subscribe(["static"]).unwrap();
+    members.insert(0, Member::spawn(a2));
+    wait_for("a back", || covers(&members, "static", 4)).await;
+    assert_eq!(
+        members[0].owned(),
+        a_owned,
+        "same partitions as before the restart"
+    );
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(
+        events_b.0.lock().unwrap().len(),
+        b_events,
+        "b saw no rebalance: {:?}",
+        events_b.0.lock().unwrap()
+    );
+    for m in members {
+        let (c, _) = m.stop().await;
+        c.close().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pattern_subscription_picks_up_a_new_topic() {
+    let (broker, admin) = setup(&[("pat-one", 1), ("other", 1)]).await;
+    let mut consumer = Consumer::connect(
+        config(&broker, "g-pattern").with_metadata_max_age(Duration::from_millis(300)),
+    )
+    .await
+    .unwrap();
+    consumer.subscribe_pattern("pat-.*").unwrap();
+    produce(&broker, "pat-one", 1, "one").await;
+    produce(&broker, "other", 1, "other").await;
+    let got = poll_n(&mut consumer, 1).await;
+    assert_eq!(got[0].topic, "pat-one");
+    assert_eq!(
+        consumer.subscription(),
+        BTreeSet::from(["pat-one".to_string()])
+    );
+    create(&admin, &[("pat-two", 2)]).await;
+    produce(&broker, "pat-two", 3, "two").await;
+    let got = poll_n(&mut consumer, 3).await;
+    assert!(got.iter().all(|r| r.topic == "pat-two"));
+    assert_eq!(consumer.assignment().len(), 3);
+    consumer.close().await.unwrap();
+}

@@ -12,6 +12,7 @@ import struct
 import subprocess
 import time
 
+import pytest
 from confluent_kafka import Consumer as CkConsumer
 from confluent_kafka import KafkaException
 from confluent_kafka import Producer as CkProducer
@@ -20,6 +21,12 @@ from confluent_kafka import TopicPartition as CkTopicPartition
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 20.0
 
+# A SIGKILL during a write can leave a torn, unacknowledged batch (the kernel stops a large
+# write between pages on a fatal signal: seen with 1328 of 2597 bytes written, ending on a page
+# boundary); recovery cuts it with these warnings, as Kafka's LogSegment.recover does. Tests
+# that kill the broker under load allow them.
+TORN_TAIL_AFTER_KILL = pytest.mark.broker_warnings(r"invalid batch found during recovery",
+                                                  r"truncating log segment after recovery")
 
 def repo_root():
     return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -14,7 +14,7 @@ import time
 import pytest
 from confluent_kafka import TopicPartition
 
-from support import ck_consumer, ck_producer, create_topic, wait_until
+from support import TORN_TAIL_AFTER_KILL, ck_consumer, ck_producer, create_topic, wait_until
 
 KILLS = 20
 PARTITIONS = 3
@@ -118,6 +118,7 @@ def verify_segments(strom_bin, data_dir):
     return len(files)
 
 
+@TORN_TAIL_AFTER_KILL
 @pytest.mark.long
 def test_crash_loop_keeps_acknowledged_records(broker_factory, topic_name, strom_bin):
     seed = int(os.environ.get("STROM_CRASH_SEED", random.randrange(1 << 30)))

@@ -11,7 +11,8 @@ import time
 
 from confluent_kafka import TopicPartition
 
-from support import ck_consumer, ck_producer, create_topic, kp_consumer, wait_until
+from support import (TORN_TAIL_AFTER_KILL, ck_consumer, ck_producer, create_topic, kp_consumer,
+                     wait_until)
 
 PARTITIONS = 3
 
@@ -63,6 +64,7 @@ def kill_at(broker, acked_count, thresholds, done):
         broker.restart()
 
 
+@TORN_TAIL_AFTER_KILL
 def test_confluent_idempotent_producer_across_broker_kills(broker_factory, topic_name):
     total = 100_000
     b = broker_factory()
@@ -105,6 +107,7 @@ def test_confluent_idempotent_producer_across_broker_kills(broker_factory, topic
     check_exactly_once(b.bootstrap, topic_name, total, acked)
 
 
+@TORN_TAIL_AFTER_KILL
 def test_kafka_python_idempotent_producer_across_broker_kills(broker_factory, topic_name):
     from kafka import KafkaProducer
 

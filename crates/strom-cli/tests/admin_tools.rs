@@ -1,57 +1,11 @@
 //! `strom configs`, `strom delete-records` and `strom log-dirs` against an in-process broker.
 
-use std::process::Output;
-use std::time::Duration;
 
 use strom_client::{ClientConfig, Producer, ProducerRecord};
 use strom_test_support::TestBroker;
-use tokio::process::Command;
 
-async fn tool(b: &str, args: &[&str]) -> Output {
-    let child = Command::new(env!("CARGO_BIN_EXE_strom"))
-        .args(args)
-        .args(["--bootstrap-server", b])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("strom starts");
-    tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
-        .await
-        .expect("strom finishes within 60 s")
-        .expect("strom runs")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn ok(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        o.status.code(),
-        stdout(o),
-        stderr(o)
-    );
-    stdout(o)
-}
-
-fn failed(o: &Output) -> String {
-    assert_eq!(
-        o.status.code(),
-        Some(1),
-        "stdout: {}\nstderr: {}",
-        stdout(o),
-        stderr(o)
-    );
-    stderr(o)
-}
+mod common;
+use common::{failed, ok, stderr, stdout, tool};
 
 async fn produce(b: &str, topic: &str, partition: i32, n: usize) {
     let producer = Producer::connect(ClientConfig::new(b)).await.unwrap();

@@ -4,47 +4,12 @@ use std::process::Output;
 use std::time::Duration;
 
 use strom_test_support::TestBroker;
-use tokio::io::AsyncWriteExt;
-use tokio::process::Command;
 
-/// Runs `strom ARGS` with `stdin` as input; fails the test if it takes over 60 s.
+mod common;
+use common::{ok, stderr, stdout};
+
 async fn strom(args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_strom"))
-        .args(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("strom starts");
-    let mut input = child.stdin.take().expect("stdin");
-    input
-        .write_all(stdin.as_bytes())
-        .await
-        .expect("write stdin");
-    drop(input);
-    tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
-        .await
-        .expect("strom finishes within 60 s")
-        .expect("strom runs")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn ok(o: &Output) {
-    assert!(
-        o.status.success(),
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        o.status.code(),
-        stdout(o),
-        stderr(o)
-    );
+    common::run(args, Some(stdin)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 use std::process::Output;
-use std::time::Duration;
 
 use strom_client::{
     Admin, ClientConfig, ConsumerAssignment, ConsumerSubscription, NewTopic, OffsetAndMetadata,
@@ -13,61 +12,11 @@ use strom_client::{
 use strom_protocol::StrBytes;
 use strom_protocol::messages::*;
 use strom_test_support::{RawConnection, TestBroker};
-use tokio::process::Command;
+
+mod common;
+use common::{failed, ok, stderr, stdout, tool};
 
 const FAST_GROUPS: &[(&str, &str)] = &[("group.initial.rebalance.delay.ms", "0")];
-
-async fn strom(args: &[&str]) -> Output {
-    let child = Command::new(env!("CARGO_BIN_EXE_strom"))
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("strom starts");
-    tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
-        .await
-        .expect("strom finishes within 60 s")
-        .expect("strom runs")
-}
-
-/// `strom ARGS --bootstrap-server B`.
-async fn tool(b: &str, args: &[&str]) -> Output {
-    let mut all = args.to_vec();
-    all.extend(["--bootstrap-server", b]);
-    strom(&all).await
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn ok(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        o.status.code(),
-        stdout(o),
-        stderr(o)
-    );
-    stdout(o)
-}
-
-fn failed(o: &Output) -> String {
-    assert_eq!(
-        o.status.code(),
-        Some(1),
-        "stdout: {}\nstderr: {}",
-        stdout(o),
-        stderr(o)
-    );
-    stderr(o)
-}
 
 /// The whitespace-separated cells of every table row after the header.
 fn rows(text: &str) -> Vec<Vec<String>> {

@@ -6,39 +6,12 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use strom_test_support::TestBroker;
-use tokio::process::Command;
+
+mod common;
+use common::{ok, stderr, stdout};
 
 async fn strom(args: &[&str]) -> Output {
-    let child = Command::new(env!("CARGO_BIN_EXE_strom"))
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("strom starts");
-    tokio::time::timeout(Duration::from_secs(90), child.wait_with_output())
-        .await
-        .expect("strom finishes within 90 s")
-        .expect("strom runs")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn ok(o: &Output) {
-    assert!(
-        o.status.success(),
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        o.status.code(),
-        stdout(o),
-        stderr(o)
-    );
+    common::run(args, None).await
 }
 
 /// Fails with exit status 1 and exactly one `error:` line containing `needle`.

@@ -558,12 +558,17 @@ impl Consumer {
             g.membership.shared.state().rejoin = true;
         }
         self.add_partitions_at_committed(&added).await?;
-        let metadata = self.cluster.snapshot();
         let g = self.group.as_mut().expect("subscribed");
         if !joined.is_leader() {
             g.group_topics.clear();
         }
         let watch: BTreeSet<String> = g.topics.union(&g.group_topics).cloned().collect();
+        // Metadata that knows the watched topics: a member that joined without running the
+        // assignment (a follower, or a static member taking its place back) may not have
+        // asked for them yet, and "0 partitions" would look like a change and rebalance.
+        let names: Vec<String> = watch.iter().cloned().collect();
+        let metadata = self.cluster.metadata_for(&names).await?;
+        let g = self.group.as_mut().expect("subscribed");
         g.watched = partition_counts(&metadata, &watch);
         g.listener().on_partitions_assigned(&added);
         Ok(())

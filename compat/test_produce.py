@@ -127,3 +127,22 @@ def test_acks_0_refusal_closes_the_connection(broker, topic_name, producer):
     got = consume(other, broker.bootstrap, topic_name, 1)
     assert [(r.offset, r.value) for r in got] == [(0, b"small")]
     assert_no_more(other, broker.bootstrap, topic_name, 0, 1)
+
+
+def test_writes_to_internal_topics_are_refused(bootstrap):
+    """__consumer_offsets is the group coordinator's state: a client's record there is refused
+    (INVALID_TOPIC_EXCEPTION, as Kafka's broker answers). kafka-python never sends there (its
+    metadata leaves internal topics without partitions), so confluent-kafka is the client."""
+    from confluent_kafka.admin import AdminClient
+
+    # Describing a group looks up its coordinator, which creates __consumer_offsets.
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.describe_consumer_groups(["internal-probe"])["internal-probe"].result(30)
+    assert "__consumer_offsets" in admin.list_topics(timeout=10).topics
+
+    errors = []
+    p = ck_producer(bootstrap, retries=0)
+    p.produce("__consumer_offsets", value=b"forged", partition=0,
+              on_delivery=lambda err, msg: errors.append(err))
+    p.flush(30)
+    assert [e.code() for e in errors] == [KafkaError.TOPIC_EXCEPTION], errors

@@ -686,3 +686,52 @@ async fn every_version_of_every_group_api_is_answered() {
         assert_eq!(d.groups[0].error_code, 0, "ConsumerGroupDescribe v{v}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_cannot_write_to_the_coordinators_topics() {
+    let broker = TestBroker::start().await;
+    let mut conn = RawConnection::connect(broker.bootstrap_servers())
+        .await
+        .unwrap();
+    for key_type in [0, 1] {
+        let r: FindCoordinatorResponse = conn
+            .call(
+                ApiKey::FindCoordinator,
+                4,
+                &FindCoordinatorRequest::default()
+                    .with_key_type(key_type)
+                    .with_coordinator_keys(vec![s("x")]),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.coordinators[0].error_code, 0);
+    }
+    for topic in ["__consumer_offsets", "__transaction_state"] {
+        let req = ProduceRequest::default()
+            .with_acks(-1)
+            .with_timeout_ms(1000)
+            .with_topic_data(vec![
+                produce_request::TopicProduceData::default()
+                    .with_name(TopicName(s(topic)))
+                    .with_partition_data(vec![
+                        produce_request::PartitionProduceData::default()
+                            .with_index(0)
+                            .with_records(Some(strom_test_support::records::batch(
+                                &[b"forged"],
+                                strom_protocol::kafka_protocol::records::Compression::None,
+                            ))),
+                    ]),
+            ]);
+        let r: ProduceResponse = conn.call(ApiKey::Produce, 11, &req).await.unwrap();
+        let p = &r.responses[0].partition_responses[0];
+        assert_eq!(
+            p.error_code,
+            ErrorCode::InvalidTopicException.code(),
+            "{topic}"
+        );
+        assert_eq!(
+            p.error_message.as_deref().map(|m| m.to_string()),
+            Some(format!("Cannot append to internal topic {topic}"))
+        );
+    }
+}

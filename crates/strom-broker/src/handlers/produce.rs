@@ -1,6 +1,7 @@
 //! Produce: validate each partition's batch (header only, see `strom_protocol::batch`), append
 //! it, answer per partition. One bad partition never fails the others.
 
+use strom_metadata::topic_name;
 use strom_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use strom_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, ResponseKind};
 use strom_protocol::{ApiError, ErrorCode};
@@ -71,6 +72,12 @@ pub(crate) async fn handle(ctx: &mut Ctx<'_>, req: ProduceRequest) -> Reply {
                 let records = data.records.as_deref().unwrap_or_default();
                 match found.and_then(|t| t.partitions.get(&data.index).map(|p| (t, p))) {
                     None => Err(ApiError::bare(unknown)),
+                    // The coordinators' state: a client's record there would be replayed as
+                    // theirs (Kafka's ReplicaManager refuses these appends the same way).
+                    Some((t, _)) if topic_name::is_internal(&t.name) => Err(ApiError::new(
+                        ErrorCode::InvalidTopicException,
+                        format!("Cannot append to internal topic {}", t.name),
+                    )),
                     Some((t, partition)) => verify_transaction(
                         ctx,
                         transactional_id.as_deref(),

@@ -1,6 +1,5 @@
 //! `strom configs`, `strom delete-records` and `strom log-dirs` against an in-process broker.
 
-
 use strom_client::{ClientConfig, Producer, ProducerRecord};
 use strom_test_support::TestBroker;
 

@@ -48,6 +48,11 @@ impl PendingRecord {
         // The caller may have dropped its future; that is its right.
         let _ = self.done.send(result);
     }
+
+    /// True when nobody awaits the outcome any more (the future was dropped).
+    pub(crate) fn abandoned(&self) -> bool {
+        self.done.is_closed()
+    }
 }
 
 /// Upper bound of a record's encoded size in a v2 batch (varints at their widest).
@@ -85,10 +90,10 @@ pub(crate) struct Batch {
 }
 
 impl Batch {
-    fn new(tp: TopicPartition, now: Instant) -> Self {
+    fn new(tp: TopicPartition, now: Instant, capacity: usize) -> Self {
         Self {
             tp,
-            records: Vec::new(),
+            records: Vec::with_capacity(capacity),
             size: BATCH_OVERHEAD,
             created: now,
             attempts: 0,
@@ -179,16 +184,37 @@ impl Accumulator {
             .is_some_and(|b| !b.sealed && b.size + size <= self.batch_size.max(BATCH_OVERHEAD))
     }
 
-    /// Appends a record to `tp`'s open batch, or to a new batch if it does not fit.
-    pub(crate) fn append(&mut self, tp: TopicPartition, record: PendingRecord, now: Instant) {
-        let fits = self.fits_open_batch(&tp, record.size);
+    /// Appends a record to `tp`'s open batch, or to a new batch (created at `now()`) if it
+    /// does not fit. `tp` is cloned only for a partition not queued yet.
+    pub(crate) fn append(
+        &mut self,
+        tp: &TopicPartition,
+        record: PendingRecord,
+        now: impl FnOnce() -> Instant,
+    ) {
         let batch_size = self.batch_size;
-        let queue = self.partitions.entry(tp.clone()).or_default();
+        let limit = batch_size.max(BATCH_OVERHEAD);
+        if !self.partitions.contains_key(tp) {
+            self.partitions
+                .insert(tp.clone(), PartitionQueue::default());
+        }
+        let Some(queue) = self.partitions.get_mut(tp) else {
+            return;
+        };
+        let fits = queue
+            .batches
+            .back()
+            .is_some_and(|b| !b.sealed && b.size + record.size <= limit);
         if !fits {
             if let Some(last) = queue.batches.back_mut() {
                 last.sealed = true;
             }
-            queue.batches.push_back(Batch::new(tp, now));
+            // Room for as many records like this one as fit, within reason: growing the
+            // vector record by record showed up as copying in profiles.
+            let expected = (limit / record.size.max(1)).min(4096);
+            queue
+                .batches
+                .push_back(Batch::new(tp.clone(), now(), expected));
         }
         if let Some(batch) = queue.batches.back_mut() {
             batch.size += record.size;
@@ -378,8 +404,8 @@ mod tests {
         let tp = TopicPartition::new("t", 0);
         let mut acc = Accumulator::new(1000, Duration::from_millis(50), 1);
         let t0 = Instant::now();
-        acc.append(tp.clone(), record(0, 400), t0);
-        acc.append(tp.clone(), record(1, 400), t0);
+        acc.append(&tp, record(0, 400), || t0);
+        acc.append(&tp, record(1, 400), || t0);
         // Not full, not lingered yet.
         assert!(acc.ready(t0, false, &open).is_empty());
         assert_eq!(
@@ -392,7 +418,7 @@ mod tests {
         );
         assert_eq!(acc.ready(t0, true, &open), vec![tp.clone()]);
         // A third record does not fit: a second batch starts and the first is sendable.
-        acc.append(tp.clone(), record(2, 400), t0);
+        acc.append(&tp, record(2, 400), || t0);
         assert_eq!(acc.ready(t0, false, &open), vec![tp.clone()]);
         let first = acc.take_front(&tp).unwrap();
         assert_eq!(first.records.len(), 2);
@@ -416,7 +442,7 @@ mod tests {
         let tp = TopicPartition::new("t", 0);
         let mut acc = Accumulator::new(100, Duration::from_secs(10), 1);
         let t0 = Instant::now();
-        acc.append(tp.clone(), record(0, 5000), t0);
+        acc.append(&tp, record(0, 5000), || t0);
         assert_eq!(
             acc.ready(t0, false, &open),
             vec![tp.clone()],
@@ -424,7 +450,7 @@ mod tests {
         );
         let mut acc = Accumulator::new(10_000, Duration::ZERO, 1);
         for i in 0..3 {
-            acc.append(tp.clone(), record(i, 10), t0);
+            acc.append(&tp, record(i, 10), || t0);
         }
         let batch = acc.take_front(&tp).unwrap();
         let parts = batch.split();
@@ -445,8 +471,8 @@ mod tests {
         let tp = TopicPartition::new("t", 0);
         let mut acc = Accumulator::new(0, Duration::ZERO, 1);
         let t0 = Instant::now();
-        acc.append(tp.clone(), record(0, 10), t0);
-        acc.append(tp.clone(), record(1, 10), t0 + Duration::from_secs(5));
+        acc.append(&tp, record(0, 10), || t0);
+        acc.append(&tp, record(1, 10), || t0 + Duration::from_secs(5));
         let expired = acc.expire(t0 + Duration::from_secs(1));
         assert_eq!(expired.len(), 1);
         assert_eq!(expired[0].records[0].seq, 0);
@@ -484,7 +510,7 @@ mod pipelining_tests {
         let mut acc = Accumulator::new(BATCH_OVERHEAD + 10, Duration::ZERO, 3);
         let t0 = Instant::now();
         for i in 0..5 {
-            acc.append(tp.clone(), record(i), t0);
+            acc.append(&tp, record(i), || t0);
         }
         let mut out = Vec::new();
         while !acc.ready(t0, false, &open).is_empty() {

@@ -28,6 +28,7 @@
 //! [`ClientError::BufferExhausted`] when there is no room (librdkafka's `QUEUE_FULL`).
 
 mod accumulator;
+mod encode;
 mod idempotence;
 pub mod partitioner;
 mod sender;
@@ -171,6 +172,12 @@ impl Producer {
         };
         if self.commands.is_closed() {
             return self.refuse(&record, ClientError::Closed);
+        }
+        // Room now (the usual case): no timer. `try_acquire` fails while another `queue`
+        // waits, so this does not overtake it.
+        if let Ok(permit) = self.memory.try_acquire_many(permits(size)) {
+            permit.forget();
+            return self.enqueue(record, size);
         }
         let acquire = self.memory.acquire_many(permits(size));
         match tokio::time::timeout(self.max_block, acquire).await {

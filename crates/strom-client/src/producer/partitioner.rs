@@ -62,6 +62,14 @@ pub(crate) struct StickyPartitioner {
 impl StickyPartitioner {
     /// The partition records without a key currently go to, choosing one if there is none.
     /// `available` are the partitions with a leader; when none has one, any partition will do.
+    /// The current sticky partition of `topic`, if one was chosen and still exists.
+    pub(crate) fn current(&self, topic: &str, num_partitions: i32) -> Option<i32> {
+        self.current
+            .get(topic)
+            .copied()
+            .filter(|&p| p < num_partitions)
+    }
+
     pub(crate) fn partition(&mut self, topic: &str, num_partitions: i32, available: &[i32]) -> i32 {
         match self.current.get(topic) {
             Some(&p) if p < num_partitions => p,

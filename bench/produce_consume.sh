@@ -3,6 +3,8 @@
 # RECORDS records of SIZE bytes (default 1,000,000 x 100 B), acks=1, linger.ms=5,
 # batch.size=1 MiB, no compression, one topic with 6 partitions. Reports records/s and MB/s for
 # produce and consume, and the broker's CPU seconds (utime+stime from /proc) for each phase.
+# Then `strom perf-test producer` with the same settings against the same broker (a second
+# topic), and the ratio of the two producers.
 #
 #   bench/produce_consume.sh                 build the release broker, then run
 #   STROM_BIN=path/to/strom bench/produce_consume.sh
@@ -68,4 +70,19 @@ print(f"consume: {consumed / (t2 - t1):>12,.0f} records/s {consumed * size / (t2
       f"broker CPU {c2 - c1:.2f} s")
 if consumed != n:
     sys.exit(f"consumed {consumed} records, expected {n}")
+PY
+
+# The Rust client with the same settings, same broker, fresh topic.
+"$STROM_BIN" topics create bench-strom --partitions "$PARTITIONS" --bootstrap-server "$bs" >/dev/null
+strom_json=$("$STROM_BIN" perf-test producer --topic bench-strom --num-records "$RECORDS" \
+  --record-size "$SIZE" --throughput -1 --bootstrap-server "$bs" --output json \
+  --producer-props acks=1 linger.ms=5 batch.size=1048576 compression.type=none 2>/dev/null)
+python3 - "$RECORDS" "$t0" "$t1" "$strom_json" <<'PY'
+import json, sys
+n, t0, t1 = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
+strom = json.loads(sys.argv[4])
+rate = strom["records_per_sec"]
+kcat = n / (t1 - t0)
+print(f"strom perf-test producer: {rate:>12,.0f} records/s  (librdkafka/kcat {kcat:,.0f}; "
+      f"ratio strom/librdkafka {rate / kcat:.2f})")
 PY

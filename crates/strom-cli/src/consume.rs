@@ -44,6 +44,10 @@ pub(crate) struct ConsumeArgs {
     /// headers.separator, headers.key.separator, null.literal.
     #[arg(long = "property", value_name = "KEY=VALUE", value_parser = parse_key_value)]
     properties: Vec<(String, String)>,
+    /// A consumer property (Kafka name), repeatable; wins over --command-config, e.g.
+    /// `group.protocol=consumer` for a KIP-848 group member.
+    #[arg(long = "consumer-property", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    consumer_properties: Vec<(String, String)>,
     #[command(flatten)]
     connect: ConnectArgs,
 }
@@ -196,6 +200,9 @@ pub(crate) fn run(args: ConsumeArgs) -> anyhow::Result<()> {
     let mut overrides = vec![("auto.offset.reset", reset.to_string())];
     if let Some(group) = &args.group {
         overrides.push(("group.id", group.clone()));
+    }
+    for (k, v) in &args.consumer_properties {
+        overrides.push((k.as_str(), v.clone()));
     }
     let config = args.connect.config(&overrides)?;
     if args.group.is_some() {

@@ -18,7 +18,7 @@
 //! in flight is a configuration error, while the same settings without an explicit
 //! `enable.idempotence` quietly turn idempotence off.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
@@ -170,6 +170,36 @@ impl FromStr for IsolationLevel {
     }
 }
 
+/// `group.protocol`: how a subscribed consumer takes part in its group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GroupProtocol {
+    /// JoinGroup/SyncGroup/Heartbeat with a client-side assignor.
+    #[default]
+    Classic,
+    /// KIP-848: ConsumerGroupHeartbeat, the broker assigns.
+    Consumer,
+}
+
+impl FromStr for GroupProtocol {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "classic" => Ok(Self::Classic),
+            "consumer" => Ok(Self::Consumer),
+            other => Err(format!("`{other}` is not one of classic, consumer")),
+        }
+    }
+}
+
+/// Settings of the classic protocol that Java refuses, set explicitly, with
+/// `group.protocol=consumer` (`ConsumerConfig.CONSUMER_PROTOCOL_UNSUPPORTED_CONFIGS`, in its
+/// order).
+const CLASSIC_ONLY: [&str; 3] = [
+    "partition.assignment.strategy",
+    "heartbeat.interval.ms",
+    "session.timeout.ms",
+];
+
 /// Client settings. See the module docs; every field is a Kafka property of the same name.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
@@ -215,6 +245,13 @@ pub struct ClientConfig {
     /// Assignor names (`range`, `roundrobin`, `sticky`, `cooperative-sticky`) in preference
     /// order; Java class names are accepted and mapped to these.
     partition_assignment_strategy: Vec<String>,
+    group_protocol: GroupProtocol,
+    /// `group.remote.assignor`: the broker's assignor a KIP-848 member asks for (`None`: the
+    /// broker's default).
+    group_remote_assignor: Option<String>,
+    /// Which of [`CLASSIC_ONLY`] were set explicitly (Java checks the given properties, not
+    /// the values).
+    classic_only_set: BTreeSet<&'static str>,
     exclude_internal_topics: bool,
     extra: BTreeMap<String, String>,
 }
@@ -262,6 +299,9 @@ impl Default for ClientConfig {
             // Kafka 3.0+ (KIP-726): range first, so a group votes range and stays eager until
             // every member lists only cooperative-sticky.
             partition_assignment_strategy: vec!["range".into(), "cooperative-sticky".into()],
+            group_protocol: GroupProtocol::Classic,
+            group_remote_assignor: None,
+            classic_only_set: BTreeSet::new(),
             exclude_internal_topics: true,
             extra: BTreeMap::new(),
         }
@@ -429,8 +469,14 @@ impl ClientConfig {
             "group.instance.id" => {
                 self.group_instance_id = Some(value.to_string()).filter(|v| !v.trim().is_empty())
             }
-            "session.timeout.ms" => self.session_timeout = parse_ms(key, value, 1)?,
-            "heartbeat.interval.ms" => self.heartbeat_interval = parse_ms(key, value, 1)?,
+            "session.timeout.ms" => {
+                self.session_timeout = parse_ms(key, value, 1)?;
+                self.note_classic_only(key, value);
+            }
+            "heartbeat.interval.ms" => {
+                self.heartbeat_interval = parse_ms(key, value, 1)?;
+                self.note_classic_only(key, value);
+            }
             "max.poll.interval.ms" => self.max_poll_interval = parse_ms(key, value, 1)?,
             "enable.auto.commit" => self.enable_auto_commit = parse_bool(key, value)?,
             "auto.commit.interval.ms" => self.auto_commit_interval = parse_ms(key, value, 0)?,
@@ -453,16 +499,12 @@ impl ClientConfig {
                     return Err(ClientError::config(key, "names no assignor"));
                 }
                 self.partition_assignment_strategy = names;
+                self.note_classic_only(key, value);
             }
-            "group.protocol" => {
-                if !value.trim().eq_ignore_ascii_case("classic") {
-                    return Err(ClientError::config(
-                        key,
-                        format!(
-                            "`{value}` is not supported; this client speaks the classic protocol"
-                        ),
-                    ));
-                }
+            "group.protocol" => self.group_protocol = parse_enum(key, value)?,
+            "group.remote.assignor" => {
+                self.group_remote_assignor =
+                    Some(value.trim().to_string()).filter(|v| !v.is_empty())
             }
             "exclude.internal.topics" => self.exclude_internal_topics = parse_bool(key, value)?,
             _ => {
@@ -473,8 +515,45 @@ impl ClientConfig {
         Ok(self)
     }
 
+    /// Notes an explicit setting of a classic-only property (blank values do not count, as
+    /// in Java).
+    fn note_classic_only(&mut self, key: &str, value: &str) {
+        if let Some(k) = CLASSIC_ONLY.iter().find(|k| **k == key)
+            && !value.trim().is_empty()
+        {
+            self.classic_only_set.insert(k);
+        }
+    }
+
     /// Checks the settings together; called by `from_properties` and before connecting.
     pub fn validate(&self) -> Result<()> {
+        // Java's `ConsumerConfig.checkUnsupportedConfigs` texts.
+        match self.group_protocol {
+            GroupProtocol::Consumer => {
+                let set: Vec<&str> = CLASSIC_ONLY
+                    .iter()
+                    .copied()
+                    .filter(|k| self.classic_only_set.contains(k))
+                    .collect();
+                if !set.is_empty() {
+                    return Err(ClientError::config(
+                        "group.protocol",
+                        format!(
+                            "{} cannot be set when group.protocol=CONSUMER",
+                            set.join(", ")
+                        ),
+                    ));
+                }
+            }
+            GroupProtocol::Classic => {
+                if self.group_remote_assignor.is_some() {
+                    return Err(ClientError::config(
+                        "group.protocol",
+                        "group.remote.assignor cannot be set when group.protocol=CLASSIC",
+                    ));
+                }
+            }
+        }
         if self.bootstrap_servers.is_empty() {
             return Err(ClientError::config(
                 "bootstrap.servers",
@@ -729,10 +808,12 @@ impl ClientConfig {
     }
     pub fn with_session_timeout(mut self, t: Duration) -> Self {
         self.session_timeout = t;
+        self.classic_only_set.insert("session.timeout.ms");
         self
     }
     pub fn with_heartbeat_interval(mut self, t: Duration) -> Self {
         self.heartbeat_interval = t;
+        self.classic_only_set.insert("heartbeat.interval.ms");
         self
     }
     pub fn with_max_poll_interval(mut self, t: Duration) -> Self {
@@ -753,7 +834,27 @@ impl ClientConfig {
         names: impl IntoIterator<Item = impl Into<String>>,
     ) -> Self {
         self.partition_assignment_strategy = names.into_iter().map(Into::into).collect();
+        self.classic_only_set
+            .insert("partition.assignment.strategy");
         self
+    }
+    /// `group.protocol`; with [`GroupProtocol::Consumer`] the classic-only settings
+    /// (`partition.assignment.strategy`, `session.timeout.ms`, `heartbeat.interval.ms`) must
+    /// not be set.
+    pub fn with_group_protocol(mut self, protocol: GroupProtocol) -> Self {
+        self.group_protocol = protocol;
+        self
+    }
+    /// `group.remote.assignor` (KIP-848 only): `uniform` or `range` on strom's brokers.
+    pub fn with_group_remote_assignor(mut self, name: impl Into<String>) -> Self {
+        self.group_remote_assignor = Some(name.into()).filter(|n| !n.trim().is_empty());
+        self
+    }
+    pub fn group_protocol(&self) -> GroupProtocol {
+        self.group_protocol
+    }
+    pub fn group_remote_assignor(&self) -> Option<&str> {
+        self.group_remote_assignor.as_deref()
     }
 
     pub fn group_id(&self) -> Option<&str> {
@@ -858,9 +959,43 @@ mod tests {
             .contains("partition.assignment.strategy")
         );
         assert!(
-            err(&[("bootstrap.servers", "h:1"), ("group.protocol", "consumer")])
-                .contains("classic")
+            err(&[("bootstrap.servers", "h:1"), ("group.protocol", "share")])
+                .contains("classic, consumer")
         );
+    }
+
+    #[test]
+    fn the_consumer_protocol_refuses_classic_settings_as_java_does() {
+        let c = ClientConfig::from_properties(&props(&[
+            ("bootstrap.servers", "h:1"),
+            ("group.protocol", "CONSUMER"),
+            ("group.remote.assignor", "range"),
+        ]))
+        .unwrap();
+        assert_eq!(c.group_protocol(), GroupProtocol::Consumer);
+        assert_eq!(c.group_remote_assignor(), Some("range"));
+        assert_eq!(
+            err(&[
+                ("bootstrap.servers", "h:1"),
+                ("group.protocol", "consumer"),
+                ("session.timeout.ms", "10000"),
+                ("partition.assignment.strategy", "range"),
+            ]),
+            "invalid configuration `group.protocol`: partition.assignment.strategy, \
+             session.timeout.ms cannot be set when group.protocol=CONSUMER"
+        );
+        assert_eq!(
+            err(&[
+                ("bootstrap.servers", "h:1"),
+                ("group.remote.assignor", "uniform"),
+            ]),
+            "invalid configuration `group.protocol`: group.remote.assignor cannot be set when \
+             group.protocol=CLASSIC"
+        );
+        let built = ClientConfig::new("h:1")
+            .with_heartbeat_interval(Duration::from_secs(1))
+            .with_group_protocol(GroupProtocol::Consumer);
+        assert!(built.validate().is_err());
     }
 
     #[test]

@@ -79,7 +79,9 @@ pub use admin::{
     TransactionListing,
 };
 pub use cluster::{Node, PartitionDescription, TopicDescription};
-pub use config::{Acks, AutoOffsetReset, ClientConfig, CompressionType, IsolationLevel};
+pub use config::{
+    Acks, AutoOffsetReset, ClientConfig, CompressionType, GroupProtocol, IsolationLevel,
+};
 pub use consumer::assignor::{
     ConsumerPartitionAssignor, GroupMember, RangeAssignor, RebalanceProtocol, RoundRobinAssignor,
 };

@@ -1,4 +1,5 @@
-//! Membership of a classic consumer group, on the wire: JoinGroup, SyncGroup, Heartbeat,
+//! Membership of a consumer group (KIP-848 members: see `kip848.rs`). Classic groups, on the
+//! wire: JoinGroup, SyncGroup, Heartbeat,
 //! LeaveGroup and OffsetCommit with the member's generation, as Java's `AbstractCoordinator`
 //! and `ConsumerCoordinator` send them. The rebalance itself (revoking, assigning, positions)
 //! is driven by the consumer's `poll`; this module only talks to the coordinator and keeps
@@ -38,8 +39,10 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use super::assignor::GroupMember;
+use super::kip848::{self, HeartbeatSubscription, Heartbeater, Kip848State};
 use crate::admin::coordinator::split_group_error;
 use crate::admin::{Admin, OffsetAndMetadata};
+use crate::config::GroupProtocol;
 use crate::error::{ClientError, Result};
 use crate::group_protocol::{CONSUMER_PROTOCOL_TYPE, ConsumerSubscription};
 use crate::record::TopicPartition;
@@ -98,11 +101,21 @@ pub(crate) struct Shared {
     pub(crate) wake: Notify,
     /// When `poll` last ran, for `max.poll.interval.ms`.
     pub(crate) last_poll: Mutex<Instant>,
+    /// KIP-848 members only: the subscription, owned and target partitions. Lock it after
+    /// `state` when both are needed.
+    pub(crate) kip848: Mutex<Kip848State>,
+    /// KIP-848 members only: asks the heartbeat task to heartbeat now (to acknowledge a
+    /// reconciliation, or to rejoin).
+    pub(crate) send_now: Notify,
 }
 
 impl Shared {
     pub(crate) fn state(&self) -> std::sync::MutexGuard<'_, MemberState> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn kip848(&self) -> std::sync::MutexGuard<'_, Kip848State> {
+        self.kip848.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -130,6 +143,7 @@ pub(crate) struct Membership {
     admin: Admin,
     pub(crate) group_id: String,
     pub(crate) instance_id: Option<String>,
+    pub(crate) protocol: GroupProtocol,
     pub(crate) shared: Arc<Shared>,
     heartbeat: JoinHandle<()>,
 }
@@ -153,25 +167,54 @@ fn ms(d: Duration) -> i32 {
 }
 
 impl Membership {
-    pub(crate) fn new(admin: Admin, group_id: String, instance_id: Option<String>) -> Self {
+    /// A classic membership (`kip848: None`) or a KIP-848 one with its first subscription;
+    /// either way its heartbeat task starts at once.
+    pub(crate) fn new(
+        admin: Admin,
+        group_id: String,
+        instance_id: Option<String>,
+        kip848: Option<HeartbeatSubscription>,
+    ) -> Self {
+        let protocol = if kip848.is_some() {
+            GroupProtocol::Consumer
+        } else {
+            GroupProtocol::Classic
+        };
         let shared = Arc::new(Shared {
             state: Mutex::new(MemberState::default()),
             wake: Notify::new(),
             last_poll: Mutex::new(Instant::now()),
+            kip848: Mutex::new(kip848.map(Kip848State::new).unwrap_or_default()),
+            send_now: Notify::new(),
         });
-        let heartbeat = tokio::spawn(heartbeat_loop(
-            admin.clone(),
-            group_id.clone(),
-            instance_id.clone(),
-            shared.clone(),
-        ));
+        let heartbeat = match protocol {
+            GroupProtocol::Classic => tokio::spawn(heartbeat_loop(
+                admin.clone(),
+                group_id.clone(),
+                instance_id.clone(),
+                shared.clone(),
+            )),
+            GroupProtocol::Consumer => tokio::spawn(kip848::heartbeat_loop(Heartbeater {
+                admin: admin.clone(),
+                group_id: group_id.clone(),
+                instance_id: instance_id.clone(),
+                shared: shared.clone(),
+            })),
+        };
         Self {
             admin,
             group_id,
             instance_id,
+            protocol,
             shared,
             heartbeat,
         }
+    }
+
+    /// KIP-848: a new subscription, sent with the next heartbeat (sent at once).
+    pub(crate) fn set_kip848_subscription(&self, subscription: HeartbeatSubscription) {
+        self.shared.kip848().set_subscription(subscription);
+        self.shared.send_now.notify_one();
     }
 
     pub(crate) fn admin(&self) -> &Admin {
@@ -365,6 +408,18 @@ impl Membership {
     /// LeaveGroup (dynamic members only: a static member keeps its place until its session
     /// times out, so that a restart does not rebalance).
     pub(crate) async fn leave(&self, reason: &str) {
+        if self.protocol == GroupProtocol::Consumer {
+            // The heartbeat task must not rejoin behind the leave.
+            self.heartbeat.abort();
+            let hb = Heartbeater {
+                admin: self.admin.clone(),
+                group_id: self.group_id.clone(),
+                instance_id: self.instance_id.clone(),
+                shared: self.shared.clone(),
+            };
+            hb.leave(reason).await;
+            return;
+        }
         let member_id = {
             let mut state = self.shared.state();
             let id = state.member_id.clone();
@@ -419,6 +474,7 @@ pub(crate) struct Committer {
     pub(crate) admin: Admin,
     pub(crate) group_id: String,
     pub(crate) instance_id: Option<String>,
+    pub(crate) protocol: GroupProtocol,
     pub(crate) shared: Arc<Shared>,
 }
 
@@ -505,7 +561,11 @@ impl Committer {
             let Some(code) = ErrorCode::try_from_code(code) else {
                 continue;
             };
+            // KIP-848 members learn of fencing from their heartbeat (STALE_MEMBER_EPOCH or
+            // UNKNOWN_MEMBER_ID here only fail the commit, as in Java).
+            let classic = self.protocol == GroupProtocol::Classic;
             match code {
+                _ if !classic => {}
                 ErrorCode::UnknownMemberId => self.shared.state().reset(true),
                 ErrorCode::IllegalGeneration => self.shared.state().reset(false),
                 ErrorCode::RebalanceInProgress => self.shared.state().rejoin = true,
@@ -534,6 +594,7 @@ impl Membership {
             admin: self.admin.clone(),
             group_id: self.group_id.clone(),
             instance_id: self.instance_id.clone(),
+            protocol: self.protocol,
             shared: self.shared.clone(),
         }
     }
@@ -568,6 +629,7 @@ async fn heartbeat_loop(
                 admin: admin.clone(),
                 group_id: group.clone(),
                 instance_id: instance_id.clone(),
+                protocol: GroupProtocol::Classic,
                 shared: shared.clone(),
                 heartbeat: tokio::spawn(async {}),
             };

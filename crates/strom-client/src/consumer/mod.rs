@@ -12,6 +12,7 @@
 pub mod assignor;
 mod fetch;
 mod group;
+mod kip848;
 pub mod listener;
 mod rebalance;
 pub mod sticky;

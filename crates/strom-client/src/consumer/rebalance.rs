@@ -22,15 +22,17 @@ use tracing::{debug, info, warn};
 
 use super::assignor::{ConsumerPartitionAssignor, RebalanceProtocol, builtin_assignor};
 use super::group::{Committer, Joined, Membership};
+use super::kip848::HeartbeatSubscription;
 use super::listener::{ConsumerRebalanceListener, NoopListener};
 use super::{Consumer, Offset, PartitionState};
 use crate::admin::{Admin, OffsetAndMetadata};
 use crate::cluster::{Metadata, Topics};
-use crate::config::AutoOffsetReset;
+use crate::config::{AutoOffsetReset, GroupProtocol};
 use crate::error::{ClientError, Result};
 use crate::group_protocol::{ConsumerAssignment, ConsumerSubscription};
 use crate::record::TopicPartition;
 use strom_protocol::ErrorCode;
+use uuid::Uuid;
 
 /// The consumer protocol version we write (Kafka 4's newest: owned partitions, generation,
 /// rack).
@@ -45,8 +47,9 @@ pub type CommitCallback =
 #[derive(Debug, Clone)]
 pub(super) enum Subscription {
     Topics(BTreeSet<String>),
-    /// Matched against whole topic names, as Java's `Pattern.matcher().matches()`.
-    Pattern(Regex),
+    /// Matched against whole topic names, as Java's `Pattern.matcher().matches()`; the
+    /// pattern as given is what a KIP-848 member sends the broker.
+    Pattern(Regex, String),
 }
 
 /// The state of a subscribed consumer.
@@ -67,6 +70,10 @@ pub(super) struct GroupState {
     /// As leader: the topics of all members, so that their metadata is refreshed too.
     pub(super) group_topics: BTreeSet<String>,
     next_auto_commit: Instant,
+    /// KIP-848: names of the topic ids assignments named so far.
+    topic_names: BTreeMap<Uuid, String>,
+    /// KIP-848: no metadata refresh for unknown assigned topic ids before this.
+    next_resolve: Instant,
 }
 
 impl std::fmt::Debug for GroupState {
@@ -156,7 +163,7 @@ impl Consumer {
         let regex = Regex::new(&format!("^(?:{pattern})$")).map_err(|e| {
             ClientError::InvalidArgument(format!("invalid topic pattern `{pattern}`: {e}"))
         })?;
-        self.start_subscription(Subscription::Pattern(regex), listener)
+        self.start_subscription(Subscription::Pattern(regex, pattern.to_string()), listener)
     }
 
     fn start_subscription(
@@ -188,19 +195,33 @@ impl Consumer {
         };
         let topics = match &subscription {
             Subscription::Topics(t) => t.clone(),
-            Subscription::Pattern(_) => BTreeSet::new(),
+            Subscription::Pattern(..) => BTreeSet::new(),
         };
+        let kip848 =
+            (config.group_protocol() == GroupProtocol::Consumer).then(|| match &subscription {
+                Subscription::Topics(t) => {
+                    HeartbeatSubscription::Topics(t.iter().cloned().collect())
+                }
+                Subscription::Pattern(_, p) => HeartbeatSubscription::Regex(p.clone()),
+            });
         // A new subscription on a member keeps the membership and rejoins with it.
-        let membership = match self.group.take() {
-            Some(old) if old.membership.group_id == group => old.membership,
+        let (membership, topic_names) = match self.group.take() {
+            Some(old) if old.membership.group_id == group => {
+                if let Some(sub) = kip848 {
+                    old.membership.set_kip848_subscription(sub);
+                }
+                (old.membership, old.topic_names)
+            }
             _ => {
                 self.partitions.clear();
                 self.order.clear();
-                Membership::new(
+                let membership = Membership::new(
                     Admin::from_cluster(self.cluster.clone()),
                     group,
                     config.group_instance_id().map(str::to_string),
-                )
+                    kip848,
+                );
+                (membership, BTreeMap::new())
             }
         };
         membership.shared.state().rejoin = true;
@@ -215,6 +236,8 @@ impl Consumer {
             watched: BTreeMap::new(),
             group_topics: BTreeSet::new(),
             next_auto_commit: Instant::now() + self.cluster.config().auto_commit_interval(),
+            topic_names,
+            next_resolve: Instant::now(),
         });
         self.metadata_wanted = true;
         Ok(())
@@ -390,6 +413,7 @@ impl Consumer {
         if let Some(e) = fatal {
             return Err(e);
         }
+        let kip848 = g.membership.protocol == GroupProtocol::Consumer;
         let config = self.cluster.config();
         if stable && config.enable_auto_commit() && Instant::now() >= g.next_auto_commit {
             g.next_auto_commit = Instant::now() + config.auto_commit_interval();
@@ -398,7 +422,9 @@ impl Consumer {
                 self.commit_async_offsets(offsets, None)?;
             }
         }
-        if rejoin {
+        if kip848 {
+            self.reconcile_kip848().await?;
+        } else if rejoin {
             self.rebalance().await?;
         }
         Ok(())
@@ -413,7 +439,7 @@ impl Consumer {
             return;
         };
         let mut changed = false;
-        if let Subscription::Pattern(regex) = &g.subscription {
+        if let Subscription::Pattern(regex, _) = &g.subscription {
             let matched: BTreeSet<String> = metadata
                 .topics
                 .values()
@@ -445,7 +471,7 @@ impl Consumer {
     pub(super) fn group_metadata_topics(&self) -> Option<Option<Vec<String>>> {
         let g = self.group.as_ref()?;
         Some(match g.subscription {
-            Subscription::Pattern(_) => None,
+            Subscription::Pattern(..) => None,
             Subscription::Topics(_) => Some(g.topics.union(&g.group_topics).cloned().collect()),
         })
     }
@@ -454,7 +480,7 @@ impl Consumer {
         // Prepare: give up what must be given up before rejoining.
         if matches!(
             self.group.as_ref().map(|g| &g.subscription),
-            Some(Subscription::Pattern(_))
+            Some(Subscription::Pattern(..))
         ) {
             let metadata = self.cluster.refresh(Topics::All).await?;
             drop(metadata);
@@ -571,6 +597,140 @@ impl Consumer {
         let g = self.group.as_mut().expect("subscribed");
         g.watched = partition_counts(&metadata, &watch);
         g.listener().on_partitions_assigned(&added);
+        Ok(())
+    }
+
+    /// KIP-848: gives up lost partitions (then rejoins), and moves the assignment towards the
+    /// broker's target: revoke what is no longer assigned (committing first with
+    /// `enable.auto.commit`), add what is newly assigned once its topic id has a name, then
+    /// heartbeat at once so the broker learns what the member owns (Java's
+    /// `ConsumerMembershipManager` reconciliation).
+    async fn reconcile_kip848(&mut self) -> Result<()> {
+        let owned = self.assignment();
+        let g = self.group.as_mut().expect("subscribed");
+        let shared = g.membership.shared.clone();
+        if shared.state().lost {
+            if !owned.is_empty() {
+                g.listener().on_partitions_lost(&owned);
+            }
+            self.remove_partitions(&owned);
+            {
+                let mut state = shared.state();
+                state.lost = false;
+                state.generation = -1;
+                let mut k = shared.kip848();
+                k.owned.clear();
+                k.target = None;
+            }
+            shared.send_now.notify_one();
+            return Ok(());
+        }
+        let (target, owned_ids) = {
+            let k = shared.kip848();
+            match &k.target {
+                Some(t) => (t.clone(), k.owned.clone()),
+                None => return Ok(()),
+            }
+        };
+        if target == owned_ids {
+            return Ok(());
+        }
+        // Names for the topic ids, from metadata (refreshed when some are unknown).
+        let unknown =
+            |names: &BTreeMap<Uuid, String>| target.keys().any(|id| !names.contains_key(id));
+        let learn = |names: &mut BTreeMap<Uuid, String>, metadata: &Metadata| {
+            for t in metadata.topics.values() {
+                if let Some(id) = t.topic_id {
+                    names.insert(id, t.name.clone());
+                }
+            }
+        };
+        learn(&mut g.topic_names, &self.cluster.snapshot());
+        if unknown(&g.topic_names) && Instant::now() >= g.next_resolve {
+            g.next_resolve = Instant::now() + self.cluster.config().retry_backoff();
+            let topics: Vec<String> = match &g.subscription {
+                Subscription::Topics(t) => t.iter().cloned().collect(),
+                Subscription::Pattern(..) => Vec::new(),
+            };
+            let which = if topics.is_empty() {
+                Topics::All
+            } else {
+                Topics::Named(&topics)
+            };
+            match self.cluster.refresh(which).await {
+                Ok(metadata) => {
+                    let g = self.group.as_mut().expect("subscribed");
+                    learn(&mut g.topic_names, &metadata);
+                }
+                Err(e) => debug!(error = %e, "resolving assigned topic ids failed"),
+            }
+        }
+        let g = self.group.as_mut().expect("subscribed");
+        let name_of = |id: &Uuid| g.topic_names.get(id).cloned();
+        let mut revoked = Vec::new();
+        for (id, ps) in &owned_ids {
+            let keep = target.get(id);
+            for p in ps {
+                if keep.is_none_or(|k| !k.contains(p))
+                    && let Some(name) = name_of(id)
+                {
+                    revoked.push((*id, TopicPartition::new(name, *p)));
+                }
+            }
+        }
+        let mut added = Vec::new();
+        for (id, ps) in &target {
+            let Some(name) = name_of(id) else { continue };
+            let have = owned_ids.get(id);
+            for p in ps {
+                if have.is_none_or(|h| !h.contains(p)) {
+                    added.push((*id, TopicPartition::new(name.clone(), *p)));
+                }
+            }
+        }
+        if revoked.is_empty() && added.is_empty() {
+            return Ok(());
+        }
+        let epoch = shared.state().generation;
+        info!(
+            group = %g.membership.group_id,
+            epoch,
+            revoked = ?revoked.iter().map(|(_, tp)| tp).collect::<Vec<_>>(),
+            added = ?added.iter().map(|(_, tp)| tp).collect::<Vec<_>>(),
+            "reconciling the assignment"
+        );
+        if !revoked.is_empty() {
+            // All consumed positions, as Java's `maybeAutoCommitSyncBeforeRevocation`.
+            if self.cluster.config().enable_auto_commit()
+                && let Err(e) = self.commit_sync().await
+            {
+                warn!(error = %e, "auto-commit before revoking partitions failed");
+            }
+            let tps: Vec<TopicPartition> = revoked.iter().map(|(_, tp)| tp.clone()).collect();
+            let g = self.group.as_mut().expect("subscribed");
+            g.listener().on_partitions_revoked(&tps);
+            self.remove_partitions(&tps);
+            let mut k = shared.kip848();
+            for (id, tp) in &revoked {
+                if let Some(ps) = k.owned.get_mut(id) {
+                    ps.remove(&tp.partition);
+                    if ps.is_empty() {
+                        k.owned.remove(id);
+                    }
+                }
+            }
+        }
+        let tps: Vec<TopicPartition> = added.iter().map(|(_, tp)| tp.clone()).collect();
+        self.add_partitions_at_committed(&tps).await?;
+        {
+            let mut k = shared.kip848();
+            for (id, tp) in &added {
+                k.owned.entry(*id).or_default().insert(tp.partition);
+            }
+        }
+        shared.send_now.notify_one();
+        let g = self.group.as_mut().expect("subscribed");
+        g.listener().on_partitions_assigned(&tps);
         Ok(())
     }
 

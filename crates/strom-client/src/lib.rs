@@ -9,8 +9,9 @@
 //!   `subscribe` (topics or a pattern) as a member of a consumer group (`group.id`, classic
 //!   protocol, assignors range, roundrobin, sticky, cooperative-sticky or your own
 //!   [`ConsumerPartitionAssignor`], static membership, a [`ConsumerRebalanceListener`]);
-//!   `poll`, `seek`, `position`, ListOffsets helpers; auto-commit, `commit_sync`,
-//!   `commit_async`, `committed`; [`ConsumerInterceptor`]s.
+//!   `poll`, `seek`, `seek_to_beginning`/`_end`, `pause`/`resume`, `position`, ListOffsets
+//!   helpers; auto-commit, `commit_sync`, `commit_async`, `committed`;
+//!   [`ConsumerInterceptor`]s.
 //! - [`Admin`]: create, delete, list and describe topics, add partitions, describe and alter
 //!   configs, describe the cluster; list, describe and delete consumer groups, read, reset and
 //!   delete their committed offsets; list offsets, delete records, describe log directories

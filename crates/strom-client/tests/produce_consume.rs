@@ -396,6 +396,62 @@ async fn several_partitions_are_consumed_together() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_resume_and_seek_to_beginning_and_end() {
+    let broker = TestBroker::start().await;
+    create_topic(&broker, "paused", 2).await;
+    let producer = Producer::connect(ClientConfig::new(broker.bootstrap_servers()))
+        .await
+        .unwrap();
+    let futures: Vec<_> = (0..20)
+        .map(|i| producer.send(ProducerRecord::new("paused", format!("{i}")).with_partition(i % 2)))
+        .collect();
+    for f in futures {
+        f.await.unwrap();
+    }
+    let (p0, p1) = (
+        TopicPartition::new("paused", 0),
+        TopicPartition::new("paused", 1),
+    );
+    let mut consumer = consumer_at(&broker, &[p0.clone(), p1.clone()], Offset::Earliest).await;
+    consumer.pause(std::slice::from_ref(&p0)).unwrap();
+    assert_eq!(consumer.paused(), vec![p0.clone()]);
+    let got = consume(&mut consumer, 10).await;
+    assert!(
+        got.iter().all(|r| r.partition == 1),
+        "a paused partition returns nothing"
+    );
+    // Still nothing from it while paused, within a poll's whole timeout.
+    assert!(
+        consumer
+            .poll(Duration::from_millis(300))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    consumer.resume(std::slice::from_ref(&p0)).unwrap();
+    assert!(consumer.paused().is_empty());
+    let got = consume(&mut consumer, 10).await;
+    assert!(got.iter().all(|r| r.partition == 0));
+    assert_eq!(got.first().map(|r| r.offset), Some(0));
+
+    consumer
+        .seek_to_beginning(std::slice::from_ref(&p1))
+        .unwrap();
+    assert_eq!(consumer.position(&p1).await.unwrap(), 0);
+    consumer.seek_to_end(std::slice::from_ref(&p0)).unwrap();
+    assert_eq!(consumer.position(&p0).await.unwrap(), 10);
+    let again = consume(&mut consumer, 10).await;
+    assert!(again.iter().all(|r| r.partition == 1));
+
+    // Partitions that are not assigned are refused, and nothing changes.
+    let other = TopicPartition::new("paused", 7);
+    assert!(consumer.pause(&[p0.clone(), other.clone()]).is_err());
+    assert!(consumer.paused().is_empty());
+    assert!(consumer.seek_to_beginning(&[other]).is_err());
+    producer.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn producer_retries_across_a_broker_crash_without_loss() {
     // A fixed port, so the restarted broker is where the client looks for it.
     let port = {

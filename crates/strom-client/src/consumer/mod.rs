@@ -58,6 +58,9 @@ struct PartitionState {
     buffer_end: Option<i64>,
     /// Not fetched before this, after a retriable error (retry.backoff.ms).
     retry_at: Option<Instant>,
+    /// `pause`d: neither fetched nor returned by `poll` (what is buffered stays) until
+    /// `resume`. A seek keeps it paused, as in Java.
+    paused: bool,
 }
 
 impl PartitionState {
@@ -68,6 +71,7 @@ impl PartitionState {
             buffer: VecDeque::new(),
             buffer_end: None,
             retry_at: None,
+            paused: false,
         };
         state.seek(start);
         state
@@ -175,6 +179,53 @@ impl Consumer {
     /// Moves an assigned partition's position; buffered records of it are dropped.
     pub fn seek(&mut self, tp: &TopicPartition, offset: Offset) -> Result<()> {
         self.state_mut(tp)?.seek(offset);
+        Ok(())
+    }
+
+    /// Moves each partition to its log start offset (resolved at the next `poll` or
+    /// `position`). Fails, changing nothing, if one of them is not assigned.
+    pub fn seek_to_beginning(&mut self, partitions: &[TopicPartition]) -> Result<()> {
+        self.for_each_assigned(partitions, |s| s.seek(Offset::Earliest))
+    }
+
+    /// Moves each partition to its end (the high watermark, or the last stable offset with
+    /// `isolation.level=read_committed`).
+    pub fn seek_to_end(&mut self, partitions: &[TopicPartition]) -> Result<()> {
+        self.for_each_assigned(partitions, |s| s.seek(Offset::Latest))
+    }
+
+    /// Stops fetching `partitions` and returning their records from `poll` until `resume`;
+    /// they stay assigned (and in the group). Fails, changing nothing, if one of them is not
+    /// assigned.
+    pub fn pause(&mut self, partitions: &[TopicPartition]) -> Result<()> {
+        self.for_each_assigned(partitions, |s| s.paused = true)
+    }
+
+    /// Undoes `pause`; partitions that are not paused are left as they are.
+    pub fn resume(&mut self, partitions: &[TopicPartition]) -> Result<()> {
+        self.for_each_assigned(partitions, |s| s.paused = false)
+    }
+
+    /// The paused partitions, in assignment order.
+    pub fn paused(&self) -> Vec<TopicPartition> {
+        self.order
+            .iter()
+            .filter(|tp| self.partitions.get(*tp).is_some_and(|s| s.paused))
+            .cloned()
+            .collect()
+    }
+
+    fn for_each_assigned(
+        &mut self,
+        partitions: &[TopicPartition],
+        mut f: impl FnMut(&mut PartitionState),
+    ) -> Result<()> {
+        for tp in partitions {
+            self.state_mut(tp)?;
+        }
+        for tp in partitions {
+            f(self.state_mut(tp)?);
+        }
         Ok(())
     }
 
@@ -385,6 +436,9 @@ impl Consumer {
             let Some(state) = self.partitions.get_mut(tp) else {
                 continue;
             };
+            if state.paused {
+                continue;
+            }
             while out.len() < max {
                 let Some(record) = state.buffer.pop_front() else {
                     break;
@@ -444,7 +498,8 @@ impl Consumer {
             let Some(position) = state.position else {
                 continue;
             };
-            if !state.buffer.is_empty()
+            if state.paused
+                || !state.buffer.is_empty()
                 || state.buffer_end.is_some()
                 || state.retry_at.is_some_and(|t| t > now)
             {

@@ -215,6 +215,8 @@ pub struct ClientConfig {
     allow_auto_create_topics: bool,
     acks: Acks,
     linger: Duration,
+    /// `partitioner.class` or [`ClientConfig::with_partitioner`]; `None`: Kafka's default.
+    partitioner: Option<std::sync::Arc<dyn crate::producer::partitioner::Partitioner>>,
     batch_size: usize,
     compression: CompressionType,
     max_request_size: usize,
@@ -273,6 +275,7 @@ impl Default for ClientConfig {
             acks: Acks::All,
             // KIP-1030 raised the default from 0 to 5 in Kafka 4.0.
             linger: Duration::from_millis(5),
+            partitioner: None,
             batch_size: 16_384,
             compression: CompressionType::None,
             max_request_size: 1_048_576,
@@ -421,6 +424,10 @@ impl ClientConfig {
             "allow.auto.create.topics" => self.allow_auto_create_topics = parse_bool(key, value)?,
             "acks" => self.acks = parse_enum(key, value)?,
             "linger.ms" => self.linger = parse_ms(key, value, 0)?,
+            "partitioner.class" => {
+                self.partitioner = crate::producer::partitioner::by_class_name(value)
+                    .map_err(|e| ClientError::config(key, e))?
+            }
             "batch.size" => self.batch_size = parse_int(key, value, 0, i32::MAX.into())?,
             "compression.type" => self.compression = parse_enum(key, value)?,
             "max.request.size" => {
@@ -635,6 +642,15 @@ impl ClientConfig {
         self.acks = acks;
         self
     }
+    /// Partitions records sent without a partition with `partitioner` instead of Kafka's
+    /// default (murmur2 of the key, sticky without one).
+    pub fn with_partitioner(
+        mut self,
+        partitioner: std::sync::Arc<dyn crate::producer::partitioner::Partitioner>,
+    ) -> Self {
+        self.partitioner = Some(partitioner);
+        self
+    }
     pub fn with_linger(mut self, linger: Duration) -> Self {
         self.linger = linger;
         self
@@ -734,6 +750,11 @@ impl ClientConfig {
     }
     pub fn acks(&self) -> Acks {
         self.acks
+    }
+    pub fn partitioner(
+        &self,
+    ) -> Option<&std::sync::Arc<dyn crate::producer::partitioner::Partitioner>> {
+        self.partitioner.as_ref()
     }
     pub fn linger(&self) -> Duration {
         self.linger

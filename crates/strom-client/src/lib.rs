@@ -93,6 +93,7 @@ pub use error::{ClientError, Result, error_code_description, error_code_name};
 pub use group_protocol::{ConsumerAssignment, ConsumerSubscription};
 pub use interceptor::{ConsumerInterceptor, ProducerInterceptor};
 pub use offsets::OffsetAndTimestamp;
+pub use producer::partitioner::{Partitioner, RoundRobinPartitioner};
 pub use producer::{DeliveryFuture, Producer};
 pub use record::{
     ConsumerRecord, Header, ProducerRecord, RecordMetadata, TimestampType, TopicPartition,

@@ -395,6 +395,67 @@ async fn several_partitions_are_consumed_together() {
     producer.close().await.unwrap();
 }
 
+/// Sends everything to the last partition, whatever the key.
+#[derive(Debug)]
+struct LastPartition;
+
+impl strom_client::Partitioner for LastPartition {
+    fn partition(&self, _: &str, _: Option<&[u8]>, _: Option<&[u8]>, n: i32, _: &[i32]) -> i32 {
+        n - 1
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn round_robin_and_custom_partitioners() {
+    let broker = TestBroker::start().await;
+    create_topic(&broker, "rr", 3).await;
+    let props = std::collections::BTreeMap::from([
+        (
+            "bootstrap.servers".to_string(),
+            broker.bootstrap_servers().to_string(),
+        ),
+        (
+            "partitioner.class".to_string(),
+            "org.apache.kafka.clients.producer.RoundRobinPartitioner".to_string(),
+        ),
+    ]);
+    let producer = Producer::connect(ClientConfig::from_properties(&props).unwrap())
+        .await
+        .unwrap();
+    let mut partitions = Vec::new();
+    for i in 0..6 {
+        let md = producer
+            .send(ProducerRecord::new("rr", format!("{i}")).with_key("same key"))
+            .await
+            .unwrap();
+        partitions.push(md.partition);
+    }
+    // Keys are ignored; the turns go round all three partitions.
+    assert_eq!(partitions[..3].iter().collect::<BTreeSet<_>>().len(), 3);
+    assert_eq!(partitions[..3], partitions[3..]);
+    producer.close().await.unwrap();
+
+    let custom = ClientConfig::new(broker.bootstrap_servers())
+        .with_partitioner(std::sync::Arc::new(LastPartition));
+    let producer = Producer::connect(custom).await.unwrap();
+    let md = producer
+        .send(ProducerRecord::new("rr", "x").with_key("k"))
+        .await
+        .unwrap();
+    assert_eq!(md.partition, 2);
+    // An explicit partition still wins.
+    let md = producer
+        .send(ProducerRecord::new("rr", "y").with_partition(0))
+        .await
+        .unwrap();
+    assert_eq!(md.partition, 0);
+    producer.close().await.unwrap();
+
+    let mut bad = props.clone();
+    bad.insert("partitioner.class".into(), "com.example.Nope".into());
+    assert!(ClientConfig::from_properties(&bad).is_err());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pause_resume_and_seek_to_beginning_and_end() {
     let broker = TestBroker::start().await;

@@ -2,9 +2,11 @@
 //! `toPositive(murmur2(key)) % partitions` (Java's `Utils.murmur2`, so a key lands on the same
 //! partition whichever client wrote it), a record without a key sticks to one partition until
 //! that partition's batch is sent or full (KIP-480), which keeps batches large when records
-//! have no keys.
+//! have no keys. A [`Partitioner`] set in the config (`partitioner.class`,
+//! `ClientConfig::with_partitioner`) replaces it: [`RoundRobinPartitioner`] or your own.
 
 use std::collections::HashMap;
+use std::sync::Mutex;
 
 use rand::Rng;
 
@@ -51,6 +53,63 @@ pub fn partition_for_key(key: &[u8], num_partitions: i32) -> i32 {
         return 0;
     }
     to_positive(murmur2(key)) % num_partitions
+}
+
+/// Picks the partition of every record sent without one (Java's `Partitioner`).
+pub trait Partitioner: Send + Sync + std::fmt::Debug {
+    /// A partition in `0..num_partitions`; `available` are those with a leader (possibly
+    /// none). A result out of range fails the record.
+    fn partition(
+        &self,
+        topic: &str,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        num_partitions: i32,
+        available: &[i32],
+    ) -> i32;
+}
+
+/// Java's `RoundRobinPartitioner`: each topic's records go to its available partitions in
+/// turn (all partitions when none is available), keys ignored.
+#[derive(Debug, Default)]
+pub struct RoundRobinPartitioner {
+    next: Mutex<HashMap<String, i32>>,
+}
+
+impl Partitioner for RoundRobinPartitioner {
+    fn partition(
+        &self,
+        topic: &str,
+        _key: Option<&[u8]>,
+        _value: Option<&[u8]>,
+        num_partitions: i32,
+        available: &[i32],
+    ) -> i32 {
+        let turn = {
+            let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
+            let counter = next.entry(topic.to_string()).or_insert(0);
+            let turn = *counter;
+            *counter = counter.wrapping_add(1);
+            to_positive(turn)
+        };
+        if available.is_empty() {
+            turn % num_partitions.max(1)
+        } else {
+            available[turn as usize % available.len()]
+        }
+    }
+}
+
+/// The partitioner `partitioner.class` names: Java's class names (or their short form).
+/// `None` for the default partitioning.
+pub(crate) fn by_class_name(name: &str) -> Result<Option<std::sync::Arc<dyn Partitioner>>, String> {
+    match name.trim().rsplit('.').next().unwrap_or("") {
+        "" | "DefaultPartitioner" | "UniformStickyPartitioner" => Ok(None),
+        "RoundRobinPartitioner" => Ok(Some(std::sync::Arc::new(RoundRobinPartitioner::default()))),
+        _ => Err(format!(
+            "unknown partitioner class '{name}' (known: org.apache.kafka.clients.producer.RoundRobinPartitioner; custom partitioners are set with ClientConfig::with_partitioner)"
+        )),
+    }
 }
 
 /// The current sticky partition of each topic, for records without a key.
@@ -108,6 +167,25 @@ impl StickyPartitioner {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn round_robin_takes_available_partitions_in_turn_per_topic() {
+        let p = RoundRobinPartitioner::default();
+        let picks: Vec<i32> = (0..5)
+            .map(|_| p.partition("a", Some(b"k"), None, 4, &[0, 2, 3]))
+            .collect();
+        assert_eq!(picks, [0, 2, 3, 0, 2]);
+        // Another topic has its own turn; with nothing available, all partitions take turns.
+        assert_eq!(p.partition("b", None, None, 3, &[]), 0);
+        assert_eq!(p.partition("b", None, None, 3, &[]), 1);
+        assert!(
+            by_class_name("org.apache.kafka.clients.producer.RoundRobinPartitioner")
+                .unwrap()
+                .is_some()
+        );
+        assert!(by_class_name("").unwrap().is_none());
+        assert!(by_class_name("com.example.Mine").is_err());
+    }
 
     /// Kafka's `UtilsTest.testMurmur2`.
     #[test]

@@ -363,6 +363,31 @@ impl Sender {
                 return self.fail_record(record, e);
             }
             (Some(p), _) => p,
+            (None, _) if self.config.partitioner().is_some() => {
+                let available: Vec<i32> = topic
+                    .partitions
+                    .iter()
+                    .filter(|p| p.leader.is_some())
+                    .map(|p| p.partition)
+                    .collect();
+                let chosen = self.config.partitioner().map_or(0, |custom| {
+                    custom.partition(
+                        &record.topic,
+                        record.key.as_deref(),
+                        record.value.as_deref(),
+                        count,
+                        &available,
+                    )
+                });
+                if chosen < 0 || chosen >= count {
+                    let e = ClientError::InvalidArgument(format!(
+                        "the partitioner chose partition {chosen} of {} ({count} partitions)",
+                        record.topic
+                    ));
+                    return self.fail_record(record, e);
+                }
+                chosen
+            }
             (None, Some(key)) => partition_for_key(key, count),
             (None, None) => {
                 let available = || -> Vec<i32> {

@@ -3,17 +3,18 @@
 //! cooperative rebalances, static membership and pattern subscriptions.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use strom_client::{
-    Admin, AutoOffsetReset, ClientConfig, Consumer, ConsumerInterceptor, ConsumerRebalanceListener,
-    ConsumerRecord, NewTopic, OffsetAndMetadata, Producer, ProducerRecord, TopicPartition,
+    Admin, AutoOffsetReset, ClientConfig, Consumer, ConsumerInterceptor, OffsetAndMetadata,
+    TopicPartition,
 };
 use strom_test_support::TestBroker;
-use tokio::task::JoinHandle;
 use tokio::time::Instant;
+
+mod common;
+use common::{Member, Recorder, covers, create, poll_n, produce, wait_for};
 
 const FAST_GROUPS: &[(&str, &str)] = &[("group.initial.rebalance.delay.ms", "0")];
 
@@ -26,16 +27,6 @@ async fn setup(topics: &[(&str, i32)]) -> (TestBroker, Admin) {
     (broker, admin)
 }
 
-async fn create(admin: &Admin, topics: &[(&str, i32)]) {
-    let new: Vec<NewTopic> = topics
-        .iter()
-        .map(|(n, p)| NewTopic::new(*n).with_partitions(*p))
-        .collect();
-    for created in admin.create_topics(&new, Default::default()).await.unwrap() {
-        created.result.expect("topic created");
-    }
-}
-
 fn config(broker: &TestBroker, group: &str) -> ClientConfig {
     ClientConfig::new(broker.bootstrap_servers())
         .with_group_id(group)
@@ -43,112 +34,6 @@ fn config(broker: &TestBroker, group: &str) -> ClientConfig {
         .with_session_timeout(Duration::from_secs(10))
         .with_heartbeat_interval(Duration::from_millis(200))
         .with_default_api_timeout(Duration::from_secs(20))
-}
-
-async fn produce(broker: &TestBroker, topic: &str, n: usize, tag: &str) {
-    let producer = Producer::connect(ClientConfig::new(broker.bootstrap_servers()))
-        .await
-        .unwrap();
-    let futures: Vec<_> = (0..n)
-        .map(|i| {
-            producer
-                .send(ProducerRecord::new(topic, format!("{tag}-{i}")).with_key(format!("k{i}")))
-        })
-        .collect();
-    for f in futures {
-        f.await.unwrap();
-    }
-    producer.close().await.unwrap();
-}
-
-/// Listener events, as (kind, partitions).
-type Events = Arc<Mutex<Vec<(&'static str, Vec<TopicPartition>)>>>;
-
-#[derive(Clone, Default)]
-struct Recorder(Events);
-
-impl ConsumerRebalanceListener for Recorder {
-    fn on_partitions_revoked(&mut self, p: &[TopicPartition]) {
-        self.0.lock().unwrap().push(("revoked", p.to_vec()));
-    }
-    fn on_partitions_assigned(&mut self, p: &[TopicPartition]) {
-        self.0.lock().unwrap().push(("assigned", p.to_vec()));
-    }
-    fn on_partitions_lost(&mut self, p: &[TopicPartition]) {
-        self.0.lock().unwrap().push(("lost", p.to_vec()));
-    }
-}
-
-/// A consumer polling on its own task, exposing what it read and owns.
-struct Member {
-    records: Arc<Mutex<Vec<ConsumerRecord>>>,
-    assignment: Arc<Mutex<Vec<TopicPartition>>>,
-    stop: Arc<AtomicBool>,
-    task: JoinHandle<Consumer>,
-}
-
-impl Member {
-    fn spawn(mut consumer: Consumer) -> Member {
-        let records = Arc::new(Mutex::new(Vec::new()));
-        let assignment = Arc::new(Mutex::new(Vec::new()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (r, a, s) = (records.clone(), assignment.clone(), stop.clone());
-        let task = tokio::spawn(async move {
-            while !s.load(Ordering::SeqCst) {
-                let got = consumer.poll(Duration::from_millis(100)).await.unwrap();
-                r.lock().unwrap().extend(got);
-                *a.lock().unwrap() = consumer.assignment();
-            }
-            consumer
-        });
-        Member {
-            records,
-            assignment,
-            stop,
-            task,
-        }
-    }
-
-    fn owned(&self) -> Vec<TopicPartition> {
-        let mut v = self.assignment.lock().unwrap().clone();
-        v.sort();
-        v
-    }
-
-    fn read(&self) -> usize {
-        self.records.lock().unwrap().len()
-    }
-
-    async fn stop(self) -> (Consumer, Vec<ConsumerRecord>) {
-        self.stop.store(true, Ordering::SeqCst);
-        let consumer = self.task.await.unwrap();
-        let records = self.records.lock().unwrap().clone();
-        (consumer, records)
-    }
-}
-
-async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// True when the members own all `partitions` of `topic`, none twice.
-fn covers(members: &[Member], topic: &str, partitions: i32) -> bool {
-    let mut seen = BTreeSet::new();
-    for m in members {
-        for tp in m.owned() {
-            if !seen.insert(tp) {
-                return false;
-            }
-        }
-    }
-    seen == (0..partitions)
-        .map(|p| TopicPartition::new(topic, p))
-        .collect()
-        && members.iter().all(|m| !m.owned().is_empty())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -231,20 +116,6 @@ impl ConsumerInterceptor for CommitCounter {
     fn on_commit(&self, offsets: &BTreeMap<TopicPartition, OffsetAndMetadata>) {
         self.0.lock().unwrap().push(offsets.clone());
     }
-}
-
-async fn poll_n(consumer: &mut Consumer, n: usize) -> Vec<ConsumerRecord> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut out = Vec::new();
-    while out.len() < n {
-        assert!(
-            Instant::now() < deadline,
-            "only {} of {n} records",
-            out.len()
-        );
-        out.extend(consumer.poll(Duration::from_millis(200)).await.unwrap());
-    }
-    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

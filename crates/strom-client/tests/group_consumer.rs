@@ -14,7 +14,9 @@ use strom_test_support::TestBroker;
 use tokio::time::Instant;
 
 mod common;
-use common::{Member, Recorder, covers, create, poll_n, produce, wait_for};
+use common::{
+    Member, Recorder, assert_shared_exactly_once, covers, create, poll_n, produce, wait_for,
+};
 
 const FAST_GROUPS: &[(&str, &str)] = &[("group.initial.rebalance.delay.ms", "0")];
 
@@ -57,34 +59,7 @@ async fn members_share_partitions_with_each_assignor() {
                 c.subscribe([topic.clone()]).unwrap();
                 members.push(Member::spawn(c));
             }
-            wait_for(&format!("{assignor} x{n} to settle"), || {
-                covers(&members, &topic, 6)
-            })
-            .await;
-            produce(&broker, &topic, 300, "r").await;
-            wait_for("all records", || {
-                members.iter().map(Member::read).sum::<usize>() >= 300
-            })
-            .await;
-            // Let any duplicate show up.
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            assert!(
-                covers(&members, &topic, 6),
-                "{assignor} x{n}: overlapping assignment"
-            );
-            let mut values = BTreeMap::new();
-            for m in members {
-                let (c, records) = m.stop().await;
-                for r in records {
-                    *values.entry((r.partition, r.offset)).or_insert(0) += 1;
-                }
-                c.close().await.unwrap();
-            }
-            assert_eq!(values.len(), 300, "{assignor} x{n}");
-            assert!(
-                values.values().all(|&c| c == 1),
-                "{assignor} x{n}: a record was read twice"
-            );
+            assert_shared_exactly_once(&broker, members, &topic, &format!("{assignor} x{n}")).await;
         }
     }
 }

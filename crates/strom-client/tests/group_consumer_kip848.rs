@@ -4,7 +4,6 @@
 //! stops heartbeating is fenced, a fenced member loses its partitions and rejoins, pattern
 //! subscriptions are resolved by the broker, and the listener sees incremental revocations.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use strom_client::{Admin, AutoOffsetReset, ClientConfig, Consumer, GroupProtocol, TopicPartition};
@@ -16,7 +15,9 @@ use strom_test_support::{RawConnection, TestBroker};
 use tokio::time::Instant;
 
 mod common;
-use common::{Member, Recorder, covers, create, poll_n, produce, wait_for};
+use common::{
+    Member, Recorder, assert_shared_exactly_once, covers, create, poll_n, produce, wait_for,
+};
 
 /// Fast heartbeats and a short session, so that fencing is quick.
 const FAST_GROUPS: &[(&str, &str)] = &[
@@ -61,33 +62,8 @@ async fn kip848_members_share_partitions_with_each_server_assignor() {
                 c.subscribe([topic.clone()]).unwrap();
                 members.push(Member::spawn(c));
             }
-            wait_for(&format!("{assignor:?} x{n} to settle"), || {
-                covers(&members, &topic, 6)
-            })
-            .await;
-            produce(&broker, &topic, 300, "r").await;
-            wait_for("all records", || {
-                members.iter().map(Member::read).sum::<usize>() >= 300
-            })
-            .await;
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            assert!(
-                covers(&members, &topic, 6),
-                "{assignor:?} x{n}: overlapping assignment"
-            );
-            let mut values = BTreeMap::new();
-            for m in members {
-                let (c, records) = m.stop().await;
-                for r in records {
-                    *values.entry((r.partition, r.offset)).or_insert(0) += 1;
-                }
-                c.close().await.unwrap();
-            }
-            assert_eq!(values.len(), 300, "{assignor:?} x{n}");
-            assert!(
-                values.values().all(|&c| c == 1),
-                "{assignor:?} x{n}: a record was read twice"
-            );
+            assert_shared_exactly_once(&broker, members, &topic, &format!("{assignor:?} x{n}"))
+                .await;
         }
     }
 }

@@ -146,3 +146,39 @@ pub(crate) async fn poll_n(consumer: &mut Consumer, n: usize) -> Vec<ConsumerRec
     }
     out
 }
+
+/// The sharing check of every assignor: once `members` (subscribed to `topic`, 6 partitions)
+/// own all partitions, 300 records are each read exactly once and no partition is owned
+/// twice; then the members are stopped and closed. `label` names the case in failures.
+pub(crate) async fn assert_shared_exactly_once(
+    broker: &TestBroker,
+    members: Vec<Member>,
+    topic: &str,
+    label: &str,
+) {
+    wait_for(&format!("{label} to settle"), || covers(&members, topic, 6)).await;
+    produce(broker, topic, 300, "r").await;
+    wait_for("all records", || {
+        members.iter().map(Member::read).sum::<usize>() >= 300
+    })
+    .await;
+    // Let any duplicate show up.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        covers(&members, topic, 6),
+        "{label}: overlapping assignment"
+    );
+    let mut values = std::collections::BTreeMap::new();
+    for m in members {
+        let (c, records) = m.stop().await;
+        for r in records {
+            *values.entry((r.partition, r.offset)).or_insert(0) += 1;
+        }
+        c.close().await.unwrap();
+    }
+    assert_eq!(values.len(), 300, "{label}");
+    assert!(
+        values.values().all(|&c| c == 1),
+        "{label}: a record was read twice"
+    );
+}

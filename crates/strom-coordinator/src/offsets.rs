@@ -312,34 +312,29 @@ impl GroupCoordinatorShard {
         for t in &request.topics {
             let mut partitions = Vec::with_capacity(t.partitions.len());
             for p in &t.partitions {
-                let code = match validation {
+                let committed = validation.and_then(|()| {
+                    self.offset_record(
+                        &group_id,
+                        t.name.as_str(),
+                        p.partition_index,
+                        OffsetCommitValue {
+                            offset: p.committed_offset,
+                            leader_epoch: if version >= 6 {
+                                p.committed_leader_epoch
+                            } else {
+                                -1
+                            },
+                            metadata: p.committed_metadata.as_deref().unwrap_or("").to_string(),
+                            commit_timestamp: now_ms,
+                            expire_timestamp,
+                        },
+                    )
+                });
+                let code = match committed {
                     Err(code) => Some(code),
-                    Ok(()) => {
-                        let metadata = p.committed_metadata.as_deref().unwrap_or("");
-                        if metadata.len() > self.config.offset_metadata_max_bytes {
-                            Some(ErrorCode::OffsetMetadataTooLarge)
-                        } else {
-                            let record = CoordinatorRecord::new(
-                                RecordKey::OffsetCommit {
-                                    group: group_id.clone(),
-                                    topic: t.name.0.to_string(),
-                                    partition: p.partition_index,
-                                },
-                                RecordValue::OffsetCommit(OffsetCommitValue {
-                                    offset: p.committed_offset,
-                                    leader_epoch: if version >= 6 {
-                                        p.committed_leader_epoch
-                                    } else {
-                                        -1
-                                    },
-                                    metadata: metadata.to_string(),
-                                    commit_timestamp: now_ms,
-                                    expire_timestamp,
-                                }),
-                            );
-                            self.emit(&mut out, record);
-                            None
-                        }
+                    Ok(record) => {
+                        self.emit(&mut out, record);
+                        None
                     }
                 };
                 partitions.push(
@@ -409,6 +404,28 @@ impl GroupCoordinatorShard {
     /// epoch (after checking, as for any transactional produce, that this partition of
     /// `__consumer_offsets` is in the producer's transaction), and answers once it is written.
     /// The offsets stay pending until the transaction's marker reaches this partition.
+    /// The OffsetCommit record of one partition, or OFFSET_METADATA_TOO_LARGE when its
+    /// metadata string is over `offset.metadata.max.bytes` (plain and transactional commits).
+    fn offset_record(
+        &self,
+        group: &str,
+        topic: &str,
+        partition: i32,
+        value: OffsetCommitValue,
+    ) -> Result<CoordinatorRecord, ErrorCode> {
+        if value.metadata.len() > self.config.offset_metadata_max_bytes {
+            return Err(ErrorCode::OffsetMetadataTooLarge);
+        }
+        Ok(CoordinatorRecord::new(
+            RecordKey::OffsetCommit {
+                group: group.to_string(),
+                topic: topic.to_string(),
+                partition,
+            },
+            RecordValue::OffsetCommit(value),
+        ))
+    }
+
     /// Partitions of unknown or unauthorized topics are the broker's to answer.
     pub fn txn_offset_commit(
         &mut self,
@@ -443,31 +460,27 @@ impl GroupCoordinatorShard {
         for t in &request.topics {
             let mut partitions = Vec::with_capacity(t.partitions.len());
             for p in &t.partitions {
-                let metadata = p.committed_metadata.as_deref().unwrap_or("");
-                let code = match validation {
-                    Err(code) => Some(code),
-                    Ok(()) if metadata.len() > self.config.offset_metadata_max_bytes => {
-                        Some(ErrorCode::OffsetMetadataTooLarge)
-                    }
-                    Ok(()) => {
-                        let record = CoordinatorRecord::new(
-                            RecordKey::OffsetCommit {
-                                group: group_id.clone(),
-                                topic: t.name.0.to_string(),
-                                partition: p.partition_index,
+                let committed = validation.and_then(|()| {
+                    self.offset_record(
+                        &group_id,
+                        t.name.as_str(),
+                        p.partition_index,
+                        OffsetCommitValue {
+                            offset: p.committed_offset,
+                            leader_epoch: if version >= 2 {
+                                p.committed_leader_epoch
+                            } else {
+                                -1
                             },
-                            RecordValue::OffsetCommit(OffsetCommitValue {
-                                offset: p.committed_offset,
-                                leader_epoch: if version >= 2 {
-                                    p.committed_leader_epoch
-                                } else {
-                                    -1
-                                },
-                                metadata: metadata.to_string(),
-                                commit_timestamp: now_ms,
-                                expire_timestamp: None,
-                            }),
-                        );
+                            metadata: p.committed_metadata.as_deref().unwrap_or("").to_string(),
+                            commit_timestamp: now_ms,
+                            expire_timestamp: None,
+                        },
+                    )
+                });
+                let code = match committed {
+                    Err(code) => Some(code),
+                    Ok(record) => {
                         self.replay_transactional(producer_id, &record);
                         out.records.push(record);
                         None

@@ -15,6 +15,7 @@ and over). Polling each consumer without pause keeps a `poll()` waiting almost a
 import json
 import os
 import queue
+import signal
 import subprocess
 import sys
 import tempfile
@@ -25,7 +26,7 @@ from confluent_kafka import Consumer as CkConsumer
 from confluent_kafka import KafkaError
 from confluent_kafka import TopicPartition as CkTopicPartition
 
-from support import wait_until
+from support import produce_spread, wait_until
 
 SESSION_TIMEOUT_MS = 6000  # classic members; == the brokers' group.consumer.session.timeout.ms
 HEARTBEAT_MS = 500
@@ -411,3 +412,108 @@ class MemberProcess:
             self.proc.kill()
         self.proc.wait(10)
         self._stderr.close()
+
+
+class StromMember:
+    """`strom verifiable-consumer --group-id` as a subprocess; its JSON events are read on a
+    thread and turned into the current assignment and the records it consumed. `protocol`
+    "classic" (range, the suite's session timeout and heartbeat) or "consumer" (KIP-848: no
+    session or heartbeat setting, those are the broker's)."""
+
+    def __init__(self, strom_bin, bootstrap, group, topic, tmp_path, max_messages=-1,
+                 protocol="classic"):
+        props = tmp_path / f"strom-consumer-{group}.properties"
+        args = ["--max-messages", str(max_messages)]
+        if protocol == "classic":
+            props.write_text(f"heartbeat.interval.ms={HEARTBEAT_MS}\n")
+            args += ["--assignment-strategy", "range", "--session-timeout",
+                     str(SESSION_TIMEOUT_MS)]
+        else:
+            props.write_text(f"group.protocol={protocol}\n")
+        self.proc = subprocess.Popen(
+            [strom_bin, "verifiable-consumer", "--topic", topic, "--group-id", group,
+             *args, "--verbose", "--consumer.config", str(props),
+             "--bootstrap-server", bootstrap],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.lock = threading.Lock()
+        self.events = []
+        self.assignment = set()
+        self.records = []  # (partition, offset, value)
+        self.committed = {}  # partition -> offset
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            e = json.loads(line)
+            with self.lock:
+                self.events.append(e)
+                parts = {(p["topic"], p["partition"]) for p in e.get("partitions", [])}
+                if e["name"] == "partitions_assigned":
+                    self.assignment |= parts
+                elif e["name"] in ("partitions_revoked", "partitions_lost"):
+                    self.assignment -= parts
+                elif e["name"] == "record_data":
+                    self.records.append((e["partition"], e["offset"], e["value"]))
+                elif e["name"] == "offsets_committed":
+                    assert e["success"], e
+                    for o in e["offsets"]:
+                        self.committed[o["partition"]] = o["offset"]
+
+    def owned(self):
+        with self.lock:
+            return frozenset(self.assignment)
+
+    def read(self):
+        with self.lock:
+            return list(self.records)
+
+    def stop(self):
+        """SIGTERM: the tool commits, leaves the group and prints `shutdown_complete`."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(60)
+        self.thread.join(10)
+        assert code == 0, f"strom verifiable-consumer exited {code}: {self.proc.stderr.read()}"
+        with self.lock:
+            assert self.events[-1]["name"] == "shutdown_complete", self.events[-3:]
+
+
+def share_then_take_over(bootstrap, topic, ck, strom, split):
+    """A confluent member `ck` and a StromMember of one group on `topic` (4 partitions):
+    they split the partitions 2 + 2 (`split` says why) with no overlap and read 200 records
+    exactly once; when strom leaves, having committed, confluent takes its partitions over
+    at strom's commits and reads only what comes later. Closes both."""
+    all_partitions = {(topic, p) for p in range(4)}
+    try:
+        def shared():
+            a, b = ck.assignment(), strom.owned()
+            return a and b and not (a & b) and (a | b) == all_partitions
+        wait_until(shared, 60, "strom and confluent sharing the partitions")
+        assert len(strom.owned()) == 2, split
+
+        produce_spread(bootstrap, topic,
+                       [(i % 4, f"k{i}".encode(), f"v{i}".encode()) for i in range(200)])
+        wait_until(lambda: len(ck.records()) + len(strom.read()) >= 200, 60, "200 records")
+        seen = [(p, o) for (_, p, o, _, _) in ck.records()] + [(p, o) for p, o, _ in strom.read()]
+        assert len(seen) == 200 and len(set(seen)) == 200, "every record read exactly once"
+        strom_partitions = {p for (_, p) in strom.owned()}
+        assert {p for p, _, _ in strom.read()} <= strom_partitions
+
+        # confluent commits its own; strom leaves, having committed after every poll;
+        # confluent takes over at strom's commits.
+        ck.commit()
+        strom.stop()
+        assert strom.committed == {p: 50 for p in strom_partitions}, strom.committed
+        wait_until(lambda: ck.assignment() == all_partitions, 60, "confluent taking over")
+        before = len(ck.records())
+        produce_spread(bootstrap, topic,
+                       [(i % 4, b"k", f"late{i}".encode()) for i in range(40)])
+        wait_until(lambda: len(ck.records()) >= before + 40, 60, "40 late records")
+        late = ck.records()[before:]
+        assert len(late) == 40, "nothing strom committed was read again"
+        assert all(v.startswith(b"late") for (_, _, _, _, v) in late)
+    finally:
+        if strom.proc.poll() is None:
+            strom.proc.kill()
+        close_all([ck])

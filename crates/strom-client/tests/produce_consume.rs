@@ -559,3 +559,108 @@ async fn producer_retries_across_a_broker_crash_without_loss() {
         assert!(values.contains(&i.to_string()), "record {i} lost");
     }
 }
+
+/// A batch the topic's `max.message.bytes` refuses (MESSAGE_TOO_LARGE) is split into one
+/// batch per record, each record's future still answering for it, in order, exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_too_large_for_the_topic_is_split_and_every_record_delivered() {
+    let broker = TestBroker::start().await;
+    let admin = Admin::connect(ClientConfig::new(broker.bootstrap_servers()))
+        .await
+        .unwrap();
+    let created = admin
+        .create_topics(
+            &[NewTopic::new("small")
+                .with_partitions(1)
+                .with_config("max.message.bytes", "2000")],
+            Default::default(),
+        )
+        .await
+        .unwrap();
+    created[0].result.as_ref().expect("topic created");
+    for codec in [CompressionType::None, CompressionType::Zstd] {
+        let producer = Producer::connect(
+            ClientConfig::new(broker.bootstrap_servers())
+                .with_linger(Duration::from_millis(200))
+                .with_batch_size(1 << 20)
+                .with_compression(codec),
+        )
+        .await
+        .unwrap();
+        // Random-ish values so that compression cannot squeeze ten of them under 2000 bytes.
+        let values: Vec<Vec<u8>> = (0..10u32)
+            .map(|i| {
+                (0..700u32)
+                    .map(|j| (j.wrapping_mul(2_654_435_761).wrapping_add(i * 977) >> 13) as u8)
+                    .collect()
+            })
+            .collect();
+        let futures: Vec<_> = values
+            .iter()
+            .map(|v| producer.send(ProducerRecord::new("small", v.clone())))
+            .collect();
+        let mut offsets = Vec::new();
+        for f in futures {
+            offsets.push(
+                f.await
+                    .expect("each record is delivered after the split")
+                    .offset,
+            );
+        }
+        let first = offsets[0];
+        assert_eq!(
+            offsets,
+            (first..first + 10).collect::<Vec<_>>(),
+            "{codec:?}"
+        );
+        let mut consumer = consumer_at(
+            &broker,
+            &[TopicPartition::new("small", 0)],
+            Offset::At(first),
+        )
+        .await;
+        let got = consume(&mut consumer, 10).await;
+        let got: Vec<&[u8]> = got
+            .iter()
+            .take(10)
+            .map(|r| r.value.as_deref().unwrap())
+            .collect();
+        let want: Vec<&[u8]> = values.iter().map(Vec::as_slice).collect();
+        assert_eq!(got, want, "{codec:?}");
+        producer.close().await.unwrap();
+    }
+}
+
+/// Records for a topic without metadata wait for it (here: until auto-creation), keep their
+/// send order, and `flush` waits for them too; a topic that never appears fails its records
+/// after `max.block.ms`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_wait_for_their_topic_and_fail_when_it_never_comes() {
+    let broker = TestBroker::start().await;
+    let producer = Producer::connect(ClientConfig::new(broker.bootstrap_servers()))
+        .await
+        .unwrap();
+    let futures: Vec<_> = (0..50)
+        .map(|i| producer.send(ProducerRecord::new("appears", format!("v{i}")).with_partition(0)))
+        .collect();
+    producer.flush().await.unwrap();
+    for (i, f) in futures.into_iter().enumerate() {
+        let meta = f.await.expect("delivered once the topic exists");
+        assert_eq!((meta.topic.as_str(), meta.offset), ("appears", i as i64));
+    }
+
+    let broker = TestBroker::start_with(&[("auto.create.topics.enable", "false")]).await;
+    let producer = Producer::connect(
+        ClientConfig::new(broker.bootstrap_servers()).with_max_block(Duration::from_millis(500)),
+    )
+    .await
+    .unwrap();
+    let started = tokio::time::Instant::now();
+    let err = producer
+        .send(ProducerRecord::new("never", "v"))
+        .await
+        .expect_err("no such topic");
+    assert!(err.to_string().contains("not present in metadata"), "{err}");
+    assert!(started.elapsed() >= Duration::from_millis(500));
+    producer.flush().await.unwrap();
+}

@@ -285,7 +285,7 @@ impl Idempotence {
 }
 
 fn record_count(batch: &Batch) -> i32 {
-    i32::try_from(batch.records.len()).unwrap_or(i32::MAX)
+    i32::try_from(batch.len()).unwrap_or(i32::MAX)
 }
 
 #[cfg(test)]

@@ -5,21 +5,22 @@
 //! order (see [`idempotence`]'s module docs).
 //!
 //! ```text
-//!  Producer::send ──(ordered channel)──► sender task
-//!                                          │ waits for topic metadata (max.block.ms)
-//!                                          │ partitions (murmur2 / sticky / explicit)
-//!                                          ▼
-//!                                       accumulator: per-partition batches
-//!                                          │ ready: full / linger.ms / flush / close
-//!                                          ▼
-//!                        one Produce request per leader ──► response ──► complete futures
-//!                                                       └─► retriable error: back to the
-//!                                                           front of its partition, backoff,
-//!                                                           metadata refresh
+//!  Producer::send ── under the producer's lock (`front`): partition (murmur2 / sticky /
+//!        │           explicit / custom), encode the record into its partition's open batch;
+//!        │           the future points at the batch's completion
+//!        ▼
+//!  accumulator: per-partition batches ── ready: full / linger.ms / flush / close
+//!        │
+//!        ▼  sender task (woken when a batch starts or fills)
+//!  one Produce request per leader ──► response ──► publish each batch's outcome
+//!                                 └─► retriable error: back to the front of its
+//!                                     partition, backoff, metadata refresh
 //! ```
 //!
-//! `send` hands the record to the task synchronously, so the order of `send` calls is the order
-//! of records in each partition, whether or not the caller awaits in between.
+//! `send` appends the record before it returns, so the order of `send` calls is the order
+//! of records in each partition, whether or not the caller awaits in between. A record whose
+//! topic has no metadata yet waits in the lock's state until the sender task has fetched it
+//! (up to `max.block.ms`).
 //!
 //! `buffer.memory` bounds the bytes of records accepted and not yet completed. Java's `send`
 //! blocks its thread up to `max.block.ms` when the buffer is full; an async client must not
@@ -29,30 +30,30 @@
 
 mod accumulator;
 mod encode;
+mod front;
 mod idempotence;
 pub mod partitioner;
 mod sender;
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use std::time::Duration;
 
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
 
 use crate::cluster::Cluster;
 use crate::config::ClientConfig;
 use crate::error::{ClientError, Result};
 use crate::interceptor::{ProducerInterceptor, ProducerInterceptors};
 use crate::record::{ProducerRecord, RecordMetadata};
-use accumulator::{BATCH_OVERHEAD, PendingRecord, estimate_record_size};
+use accumulator::{Accumulator, BATCH_OVERHEAD, Completion, estimate_record_size};
+use front::{Front, Sent};
 
 pub(crate) enum Command {
-    Send(PendingRecord),
     /// Complete once every record with a sequence number below `upto` is done.
     Flush {
         upto: u64,
@@ -68,8 +69,12 @@ pub(crate) enum Command {
 /// (the task finishes its queue), but nobody learns the outcome.
 #[derive(Debug, Clone)]
 pub struct Producer {
+    /// Batches and partitioning state, shared with the sender task.
+    front: Arc<Mutex<Front>>,
+    /// Tells the sender task that a batch started or filled up.
+    wake: Arc<Notify>,
+    /// Flush and close requests; when every handle is gone the sender task sees it closed.
     commands: mpsc::UnboundedSender<Command>,
-    next_seq: Arc<AtomicU64>,
     max_request_size: usize,
     /// One permit per byte of `buffer.memory`; the sender task gives them back as records
     /// complete. The semaphore is fair, so a waiting `queue` is not overtaken by later sends.
@@ -82,7 +87,6 @@ pub struct Producer {
 impl std::fmt::Debug for Command {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Send(r) => write!(f, "Send(seq {})", r.seq),
             Self::Flush { upto, .. } => write!(f, "Flush(upto {upto})"),
             Self::Close { .. } => f.write_str("Close"),
         }
@@ -108,7 +112,19 @@ impl Producer {
         let max_request_size = config.max_request_size();
         let buffer_memory = config.buffer_memory();
         let max_block = config.max_block();
+        let accumulator = Accumulator::new(
+            config.batch_size(),
+            config.linger(),
+            usize::try_from(config.max_in_flight_requests_per_connection()).unwrap_or(usize::MAX),
+        );
+        let partitioner = config.partitioner().cloned();
         let cluster = Cluster::connect(config, true).await?;
+        let front = Arc::new(Mutex::new(Front::new(
+            accumulator,
+            cluster.snapshot(),
+            partitioner,
+        )));
+        let wake = Arc::new(Notify::new());
         let (tx, rx) = mpsc::unbounded_channel();
         let permits = usize::try_from(buffer_memory)
             .unwrap_or(usize::MAX)
@@ -121,11 +137,14 @@ impl Producer {
             sender::Shared {
                 interceptors: interceptors.clone(),
                 memory: memory.clone(),
+                front: front.clone(),
+                wake: wake.clone(),
             },
         ));
         Ok(Producer {
+            front,
+            wake,
             commands: tx,
-            next_seq: Arc::new(AtomicU64::new(0)),
             max_request_size,
             memory,
             buffer_memory,
@@ -246,36 +265,37 @@ impl Producer {
         DeliveryFuture::ready(Err(error))
     }
 
-    /// Hands an admitted record, whose `size` bytes of memory are reserved, to the sender.
+    /// Appends an admitted record, whose `size` bytes of memory are reserved, to its batch.
     fn enqueue(&self, record: ProducerRecord, size: usize) -> DeliveryFuture {
-        let (done, rx) = oneshot::channel();
-        let pending = PendingRecord {
-            seq: self.next_seq.fetch_add(1, Ordering::SeqCst),
-            timestamp: record.timestamp.unwrap_or_else(now_ms),
-            topic: record.topic,
-            partition: record.partition,
-            key: record.key,
-            value: record.value,
-            headers: record.headers,
-            size,
-            done,
-        };
-        match self.commands.send(Command::Send(pending)) {
-            Ok(()) => DeliveryFuture::pending(rx),
-            Err(mpsc::error::SendError(command)) => {
-                if let Command::Send(pending) = command {
-                    self.memory.add_permits(pending.size);
+        let timestamp = record.timestamp.unwrap_or_else(now_ms);
+        let sent = self.front().send(record, size, timestamp);
+        match sent {
+            Sent::Queued {
+                completion,
+                index,
+                wake,
+            } => {
+                if wake {
+                    self.wake.notify_one();
                 }
-                DeliveryFuture::ready(Err(ClientError::Closed))
+                DeliveryFuture::pending(completion, index, timestamp)
+            }
+            Sent::Refused(record, error) => {
+                self.memory.add_permits(size);
+                self.refuse(&record, error)
             }
         }
+    }
+
+    fn front(&self) -> MutexGuard<'_, Front> {
+        self.front.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Sends everything queued now at once (ignoring `linger.ms`) and waits until each record
     /// sent before this call is acknowledged or failed.
     pub async fn flush(&self) -> Result<()> {
         let (done, rx) = oneshot::channel();
-        let upto = self.next_seq.load(Ordering::SeqCst);
+        let upto = self.front().next_seq;
         self.commands
             .send(Command::Flush { upto, done })
             .map_err(|_| ClientError::Closed)?;
@@ -285,6 +305,7 @@ impl Producer {
     /// Delivers everything queued, then stops the sender task. Later sends fail with
     /// [`ClientError::Closed`].
     pub async fn close(&self) -> Result<()> {
+        self.front().closing = true;
         let (done, rx) = oneshot::channel();
         if self.commands.send(Command::Close { done }).is_err() {
             return Ok(());
@@ -304,14 +325,23 @@ pub struct DeliveryFuture {
 
 #[derive(Debug)]
 enum DeliveryState {
-    Pending(oneshot::Receiver<Result<RecordMetadata>>),
+    /// Record `index` of a batch's (or a waiting record's) completion.
+    Pending {
+        completion: Arc<Completion>,
+        index: u32,
+        timestamp: i64,
+    },
     Ready(Option<Result<RecordMetadata>>),
 }
 
 impl DeliveryFuture {
-    fn pending(rx: oneshot::Receiver<Result<RecordMetadata>>) -> Self {
+    fn pending(completion: Arc<Completion>, index: u32, timestamp: i64) -> Self {
         Self {
-            state: DeliveryState::Pending(rx),
+            state: DeliveryState::Pending {
+                completion,
+                index,
+                timestamp,
+            },
         }
     }
 
@@ -327,9 +357,14 @@ impl Future for DeliveryFuture {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match &mut self.state {
-            DeliveryState::Pending(rx) => Pin::new(rx)
-                .poll(cx)
-                .map(|r| r.unwrap_or(Err(ClientError::Closed))),
+            DeliveryState::Pending {
+                completion,
+                index,
+                timestamp,
+            } => match completion.poll(*index, *timestamp, cx.waker()) {
+                Some(result) => Poll::Ready(result),
+                None => Poll::Pending,
+            },
             DeliveryState::Ready(result) => {
                 Poll::Ready(result.take().unwrap_or(Err(ClientError::Closed)))
             }

@@ -56,6 +56,9 @@ pub fn partition_for_key(key: &[u8], num_partitions: i32) -> i32 {
 }
 
 /// Picks the partition of every record sent without one (Java's `Partitioner`).
+///
+/// It is called inside `send` while the producer's lock is held: it must be quick and must
+/// not call back into the producer.
 pub trait Partitioner: Send + Sync + std::fmt::Debug {
     /// A partition in `0..num_partitions`; `available` are those with a leader (possibly
     /// none). A result out of range fails the record.
@@ -112,55 +115,23 @@ pub(crate) fn by_class_name(name: &str) -> Result<Option<std::sync::Arc<dyn Part
     }
 }
 
-/// The current sticky partition of each topic, for records without a key.
-#[derive(Debug, Default)]
-pub(crate) struct StickyPartitioner {
-    current: HashMap<String, i32>,
-}
-
-impl StickyPartitioner {
-    /// The partition records without a key currently go to, choosing one if there is none.
-    /// `available` are the partitions with a leader; when none has one, any partition will do.
-    /// The current sticky partition of `topic`, if one was chosen and still exists.
-    pub(crate) fn current(&self, topic: &str, num_partitions: i32) -> Option<i32> {
-        self.current
-            .get(topic)
-            .copied()
-            .filter(|&p| p < num_partitions)
-    }
-
-    pub(crate) fn partition(&mut self, topic: &str, num_partitions: i32, available: &[i32]) -> i32 {
-        match self.current.get(topic) {
-            Some(&p) if p < num_partitions => p,
-            _ => self.next(topic, num_partitions, available, None),
+/// KIP-480 for records without a key: the partition to stick to next, one of `available`
+/// (those with a leader; any partition when none has one), different from `previous` when
+/// there is a choice. Called when the sticky partition's batch was sent or filled up.
+pub(crate) fn next_sticky(num_partitions: i32, available: &[i32], previous: Option<i32>) -> i32 {
+    let all: Vec<i32>;
+    let candidates = if available.is_empty() {
+        all = (0..num_partitions.max(1)).collect();
+        &all[..]
+    } else {
+        available
+    };
+    match previous {
+        Some(prev) if candidates.len() > 1 => {
+            let others: Vec<i32> = candidates.iter().copied().filter(|&p| p != prev).collect();
+            others[rand::rng().random_range(0..others.len())]
         }
-    }
-
-    /// Called when the sticky partition's batch was sent or filled up: move to another
-    /// partition, different from `previous` when there is a choice (KIP-480 `onNewBatch`).
-    pub(crate) fn next(
-        &mut self,
-        topic: &str,
-        num_partitions: i32,
-        available: &[i32],
-        previous: Option<i32>,
-    ) -> i32 {
-        let all: Vec<i32>;
-        let candidates = if available.is_empty() {
-            all = (0..num_partitions.max(1)).collect();
-            &all[..]
-        } else {
-            available
-        };
-        let choice = match previous {
-            Some(prev) if candidates.len() > 1 => {
-                let others: Vec<i32> = candidates.iter().copied().filter(|&p| p != prev).collect();
-                others[rand::rng().random_range(0..others.len())]
-            }
-            _ => candidates[rand::rng().random_range(0..candidates.len())],
-        };
-        self.current.insert(topic.to_string(), choice);
-        choice
+        _ => candidates[rand::rng().random_range(0..candidates.len())],
     }
 }
 
@@ -251,23 +222,18 @@ mod tests {
     }
 
     #[test]
-    fn sticky_partition_stays_until_moved_and_moves_elsewhere() {
-        let mut sticky = StickyPartitioner::default();
-        let first = sticky.partition("t", 4, &[0, 1, 2, 3]);
-        for _ in 0..10 {
-            assert_eq!(sticky.partition("t", 4, &[0, 1, 2, 3]), first);
-        }
+    fn sticky_partition_moves_elsewhere_among_available() {
         for _ in 0..20 {
-            let prev = sticky.partition("t", 4, &[0, 1, 2, 3]);
-            let next = sticky.next("t", 4, &[0, 1, 2, 3], Some(prev));
-            assert_ne!(next, prev);
-            assert_eq!(sticky.partition("t", 4, &[0, 1, 2, 3]), next);
+            let first = next_sticky(4, &[0, 1, 2, 3], None);
+            assert!((0..4).contains(&first));
+            assert_ne!(next_sticky(4, &[0, 1, 2, 3], Some(first)), first);
         }
         // Only partitions with a leader are chosen.
         for _ in 0..20 {
-            assert_eq!(sticky.next("u", 4, &[2], Some(2)), 2);
+            assert_eq!(next_sticky(4, &[2], Some(2)), 2);
         }
-        // Single partition topics always stay.
-        assert_eq!(sticky.partition("v", 1, &[]), 0);
+        // Single partition topics always stay; with no leader known any partition will do.
+        assert_eq!(next_sticky(1, &[], Some(0)), 0);
+        assert!((0..3).contains(&next_sticky(3, &[], None)));
     }
 }

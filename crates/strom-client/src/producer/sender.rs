@@ -1,31 +1,32 @@
-//! The producer's background task: the only owner of the accumulator and of the idempotence
-//! state, so no locks. It waits on three things — commands from `Producer` handles,
-//! completions of the requests (Produce, Metadata, InitProducerId) it spawned, and the next
-//! time a batch becomes sendable — and after each wakeup routes records whose topic metadata
-//! arrived, expires batches past `delivery.timeout.ms`, sends ready batches (at most
-//! `max.in.flight.requests.per.connection` requests per broker), answers flushes and gives
-//! the memory of completed records back to `buffer.memory`.
+//! The producer's background task: owner of the idempotence state and of the requests in
+//! flight. It waits on four things — the nudge `send` gives when a batch starts or fills up,
+//! flush and close requests, completions of the requests (Produce, Metadata, InitProducerId)
+//! it spawned, and the next time a batch becomes sendable. After each wakeup it takes the
+//! producer's lock once to route records whose topic metadata arrived, expire batches past
+//! `delivery.timeout.ms` and take the ready batches (at most
+//! `max.in.flight.requests.per.connection` requests per broker); then, without the lock, it
+//! sends them, publishes outcomes, answers flushes and gives the memory of completed records
+//! back to `buffer.memory`.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use strom_protocol::ErrorCode;
 use strom_protocol::StrBytes;
 use strom_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use strom_protocol::messages::{InitProducerIdRequest, ProduceRequest, ProducerId, TopicName};
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
 use tokio::time::Instant;
 use tracing::{debug, warn};
 use uuid::Uuid;
 
 use super::Command;
-use super::accumulator::{Accumulator, Batch, PendingRecord};
-use super::encode::encode_batch;
+use super::accumulator::{Accumulator, Batch, PerRecord};
+use super::front::{Front, WaitingRecord};
 use super::idempotence::{Idempotence, ProducerIdAndEpoch, Verdict};
-use super::partitioner::{StickyPartitioner, partition_for_key};
-use crate::cluster::{Cluster, Metadata, Topics};
+use crate::cluster::{Cluster, Topics};
 use crate::config::{Acks, ClientConfig};
 use crate::connection::Connection;
 use crate::error::{ClientError, Result};
@@ -34,8 +35,6 @@ use crate::record::{RecordMetadata, TopicPartition};
 
 /// Highest Produce version that addresses topics by name; v13 uses topic ids.
 const LAST_PRODUCE_VERSION_BY_NAME: i16 = 12;
-/// Commands handled per loop iteration at most.
-const COMMAND_BURST: usize = 4096;
 
 enum Event {
     Metadata(Result<()>),
@@ -48,11 +47,8 @@ enum Event {
     },
 }
 
-/// Records of one topic waiting for its metadata.
-struct Waiting {
-    records: VecDeque<PendingRecord>,
-    since: Instant,
-}
+/// A batch's final outcome: (base offset, log append time) or why it failed.
+type Final = std::result::Result<(i64, i64), ClientError>;
 
 struct Sender {
     cluster: Arc<Cluster>,
@@ -61,16 +57,8 @@ struct Sender {
     commands_open: bool,
     events_tx: mpsc::UnboundedSender<Event>,
     events: mpsc::UnboundedReceiver<Event>,
-    accumulator: Accumulator,
-    sticky: StickyPartitioner,
-    /// Topics whose sticky partition already got a batch: the next new batch moves on.
-    sticky_batch_started: BTreeSet<String>,
-    /// Scratch key for routing, so that a record's partition is found without allocating.
-    scratch_tp: TopicPartition,
-    waiting: BTreeMap<String, Waiting>,
-    topics_in_use: BTreeSet<String>,
-    /// Sequence numbers of records not yet completed.
-    outstanding: Outstanding,
+    front: Arc<Mutex<Front>>,
+    wake: Arc<Notify>,
     flushes: Vec<(u64, oneshot::Sender<()>)>,
     closing: bool,
     close_waiters: Vec<oneshot::Sender<()>>,
@@ -95,6 +83,8 @@ struct Sender {
 pub(super) struct Shared {
     pub(super) interceptors: ProducerInterceptors,
     pub(super) memory: Arc<Semaphore>,
+    pub(super) front: Arc<Mutex<Front>>,
+    pub(super) wake: Arc<Notify>,
 }
 
 pub(super) async fn run(
@@ -107,13 +97,14 @@ pub(super) async fn run(
     let max_in_flight =
         usize::try_from(config.max_in_flight_requests_per_connection()).unwrap_or(usize::MAX);
     let mut sender = Sender {
-        accumulator: Accumulator::new(config.batch_size(), config.linger(), max_in_flight),
         idempotence: config.idempotence().then(Idempotence::new),
         in_flight: HashMap::new(),
         dispatchers: HashMap::new(),
         max_in_flight,
         interceptors: shared.interceptors,
         memory: shared.memory,
+        front: shared.front,
+        wake: shared.wake,
         to_release: 0,
         cluster,
         config,
@@ -121,12 +112,6 @@ pub(super) async fn run(
         commands_open: true,
         events_tx,
         events,
-        sticky: StickyPartitioner::default(),
-        sticky_batch_started: BTreeSet::new(),
-        scratch_tp: TopicPartition::new(String::new(), 0),
-        waiting: BTreeMap::new(),
-        topics_in_use: BTreeSet::new(),
-        outstanding: Outstanding::default(),
         flushes: Vec::new(),
         closing: false,
         close_waiters: Vec::new(),
@@ -138,36 +123,35 @@ pub(super) async fn run(
     sender.run().await;
 }
 
+fn lock(front: &Mutex<Front>) -> MutexGuard<'_, Front> {
+    front.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 impl Sender {
     async fn run(&mut self) {
         loop {
             let wakeup = self.next_wakeup();
             tokio::select! {
                 command = self.commands.recv(), if self.commands_open => match command {
-                    Some(command) => {
-                        let metadata = self.cluster.snapshot();
-                        self.on_command(command, &metadata);
-                        // Take more of what is queued in one go: a burst of sends should
-                        // not cost one loop iteration each. Bounded, so a caller sending
-                        // without pause cannot starve completions and sending.
-                        for _ in 0..COMMAND_BURST {
-                            match self.commands.try_recv() {
-                                Ok(command) => self.on_command(command, &metadata),
-                                Err(_) => break,
-                            }
-                        }
-                    }
+                    Some(command) => self.on_command(command),
                     None => {
+                        // Every handle is gone: deliver what was sent, then stop.
                         self.commands_open = false;
-                        self.closing = true;
+                        self.start_closing();
                     }
                 },
-                Some(event) = self.events.recv() => self.on_event(event),
-                _ = sleep_until(wakeup) => {}
+                Some(event) = self.events.recv() => {
+                    self.on_event(event);
+                    while let Ok(event) = self.events.try_recv() {
+                        self.on_event(event);
+                    }
+                }
+                () = self.wake.notified() => {}
+                () = sleep_until(wakeup) => {}
             }
-            self.step();
+            let closed = self.step();
             self.release_memory();
-            if self.closing && self.outstanding.is_empty() {
+            if closed {
                 for waiter in self.close_waiters.drain(..) {
                     let _ = waiter.send(());
                 }
@@ -175,9 +159,12 @@ impl Sender {
                 // Refuse what arrives after the close.
                 self.commands.close();
                 while let Ok(command) = self.commands.try_recv() {
-                    self.reject(command);
+                    match command {
+                        Command::Flush { done, .. } | Command::Close { done } => {
+                            let _ = done.send(());
+                        }
+                    }
                 }
-                self.release_memory();
                 return;
             }
         }
@@ -190,89 +177,16 @@ impl Sender {
         }
     }
 
-    /// Completes one record: its memory goes back, interceptors hear of it, its future
-    /// resolves.
-    fn finish(&mut self, record: PendingRecord, result: Result<RecordMetadata>, partition: i32) {
-        self.outstanding.remove(record.seq);
-        self.to_release += record.size;
-        if !self.interceptors.is_empty() {
-            match &result {
-                Ok(metadata) => self.interceptors.on_acknowledgement(metadata, None),
-                Err(e) => {
-                    let metadata = RecordMetadata {
-                        topic: record.topic.clone(),
-                        partition,
-                        offset: -1,
-                        timestamp: -1,
-                    };
-                    self.interceptors.on_acknowledgement(&metadata, Some(e));
-                }
-            }
-        }
-        record.complete(result);
+    fn start_closing(&mut self) {
+        self.closing = true;
+        lock(&self.front).closing = true;
     }
 
-    fn fail_batch(&mut self, batch: Batch, error: &ClientError) {
-        if let Some(idempotence) = &mut self.idempotence {
-            idempotence.failed(&batch);
-        }
-        let partition = batch.tp.partition;
-        for record in batch.records {
-            self.finish(record, Err(error.clone()), partition);
-        }
-    }
-
-    fn reject(&mut self, command: Command) {
+    fn on_command(&mut self, command: Command) {
         match command {
-            Command::Send(record) => self.finish(record, Err(ClientError::Closed), -1),
-            Command::Flush { done, .. } | Command::Close { done } => {
-                let _ = done.send(());
-            }
-        }
-    }
-
-    fn on_command(&mut self, command: Command, metadata: &Metadata) {
-        match command {
-            Command::Send(record) if self.closing => {
-                self.finish(record, Err(ClientError::Closed), -1)
-            }
-            Command::Send(record)
-                if self
-                    .idempotence
-                    .as_ref()
-                    .is_some_and(|i| i.fatal().is_some()) =>
-            {
-                let e = self
-                    .idempotence
-                    .as_ref()
-                    .and_then(|i| i.fatal().cloned())
-                    .unwrap_or(ClientError::Closed);
-                self.finish(record, Err(e), -1)
-            }
-            Command::Send(record) => {
-                self.outstanding.insert(record.seq);
-                if !self.topics_in_use.contains(&record.topic) {
-                    self.topics_in_use.insert(record.topic.clone());
-                }
-                match self.waiting.get_mut(&record.topic) {
-                    // Behind records already waiting, to keep the send order.
-                    Some(waiting) => waiting.records.push_back(record),
-                    None if has_partitions(metadata, &record.topic) => self.route(metadata, record),
-                    None => {
-                        self.metadata_wanted = true;
-                        self.waiting.insert(
-                            record.topic.clone(),
-                            Waiting {
-                                records: VecDeque::from([record]),
-                                since: Instant::now(),
-                            },
-                        );
-                    }
-                }
-            }
             Command::Flush { upto, done } => self.flushes.push((upto, done)),
             Command::Close { done } => {
-                self.closing = true;
+                self.start_closing();
                 self.close_waiters.push(done);
             }
         }
@@ -305,12 +219,8 @@ impl Sender {
                     {
                         self.metadata_wanted = true;
                     }
+                    // A fatal outcome fails the queued batches in the next step.
                     idempotence.init_finished(result, |attempt| cluster.backoff(attempt));
-                    if let Some(fatal) = idempotence.fatal().cloned() {
-                        for batch in self.accumulator.take_all_queued() {
-                            self.fail_batch(batch, &fatal);
-                        }
-                    }
                 }
             }
             Event::Produced {
@@ -327,162 +237,65 @@ impl Sender {
     }
 
     fn on_produced(&mut self, batches: Vec<Batch>, outcome: Outcomes) {
+        let results = match outcome {
+            Ok(results) => results,
+            Err(e) => vec![Err(e); batches.len()],
+        };
+        let mut finished = Vec::with_capacity(batches.len());
         {
-            match outcome {
-                Ok(results) => {
-                    for (batch, result) in batches.into_iter().zip(results) {
-                        match result {
-                            Ok((base_offset, append_time)) => {
-                                self.complete_batch(batch, base_offset, append_time)
-                            }
-                            Err(e) => self.batch_failed(batch, e),
+            let front = self.front.clone();
+            let mut front = lock(&front);
+            for (batch, result) in batches.into_iter().zip(results) {
+                let outcome = match result {
+                    Ok(result) => Some((batch, Ok(result))),
+                    Err(e) => self.batch_failed(&mut front.accumulator, batch, e),
+                };
+                if let Some((batch, result)) = outcome {
+                    front.accumulator.finished(batch.queue);
+                    front.accumulator.done(&batch);
+                    if let Some(idempotence) = &mut self.idempotence {
+                        match &result {
+                            Ok(_) => idempotence.acknowledged(&batch),
+                            Err(_) => idempotence.failed(&batch),
                         }
                     }
-                }
-                Err(e) => {
-                    for batch in batches {
-                        self.batch_failed(batch, e.clone());
-                    }
+                    finished.push((batch, result));
                 }
             }
         }
-    }
-
-    /// Routes a record whose topic has metadata to its partition's batch.
-    fn route(&mut self, metadata: &Metadata, record: PendingRecord) {
-        let Some(topic) = metadata.topic(&record.topic) else {
-            let e = ClientError::Protocol(format!("no metadata for topic {}", record.topic));
-            return self.fail_record(record, e);
-        };
-        let count = i32::try_from(topic.partitions.len()).unwrap_or(i32::MAX);
-        let partition = match (record.partition, &record.key) {
-            (Some(p), _) if p < 0 || p >= count => {
-                let e = ClientError::InvalidArgument(format!(
-                    "Invalid partition given with record: {p} is not in the range [0...{count})."
-                ));
-                return self.fail_record(record, e);
-            }
-            (Some(p), _) => p,
-            (None, _) if self.config.partitioner().is_some() => {
-                let available: Vec<i32> = topic
-                    .partitions
-                    .iter()
-                    .filter(|p| p.leader.is_some())
-                    .map(|p| p.partition)
-                    .collect();
-                let chosen = self.config.partitioner().map_or(0, |custom| {
-                    custom.partition(
-                        &record.topic,
-                        record.key.as_deref(),
-                        record.value.as_deref(),
-                        count,
-                        &available,
-                    )
-                });
-                if chosen < 0 || chosen >= count {
-                    let e = ClientError::InvalidArgument(format!(
-                        "the partitioner chose partition {chosen} of {} ({count} partitions)",
-                        record.topic
-                    ));
-                    return self.fail_record(record, e);
-                }
-                chosen
-            }
-            (None, Some(key)) => partition_for_key(key, count),
-            (None, None) => {
-                let available = || -> Vec<i32> {
-                    topic
-                        .partitions
-                        .iter()
-                        .filter(|p| p.leader.is_some())
-                        .map(|p| p.partition)
-                        .collect()
-                };
-                let current = match self.sticky.current(&record.topic, count) {
-                    Some(p) => p,
-                    None => self.sticky.partition(&record.topic, count, &available()),
-                };
-                self.scratch_tp.topic.clear();
-                self.scratch_tp.topic.push_str(&record.topic);
-                self.scratch_tp.partition = current;
-                if self
-                    .accumulator
-                    .fits_open_batch(&self.scratch_tp, record.size)
-                {
-                    current
-                } else if !self.sticky_batch_started.contains(&record.topic) {
-                    // First batch on this sticky partition.
-                    self.sticky_batch_started.insert(record.topic.clone());
-                    current
-                } else {
-                    // KIP-480: a new batch is needed, so switch partitions.
-                    self.sticky
-                        .next(&record.topic, count, &available(), Some(current))
-                }
-            }
-        };
-        // A reused key: looking the partition up needs no new `String` per record.
-        self.scratch_tp.topic.clear();
-        self.scratch_tp.topic.push_str(&record.topic);
-        self.scratch_tp.partition = partition;
-        self.accumulator
-            .append(&self.scratch_tp, record, Instant::now);
-    }
-
-    fn fail_record(&mut self, record: PendingRecord, error: ClientError) {
-        let partition = record.partition.unwrap_or(-1);
-        self.finish(record, Err(error), partition);
-    }
-
-    fn complete_batch(&mut self, batch: Batch, base_offset: i64, append_time: i64) {
-        self.accumulator.finished(&batch.tp);
-        if let Some(idempotence) = &mut self.idempotence {
-            idempotence.acknowledged(&batch);
-        }
-        // One metadata for the whole batch, updated per record: interceptors borrow it, and
-        // a record's future gets its own copy only if somebody still awaits it.
-        let mut metadata = RecordMetadata {
-            topic: batch.tp.topic,
-            partition: batch.tp.partition,
-            offset: -1,
-            timestamp: -1,
-        };
-        for (i, record) in batch.records.into_iter().enumerate() {
-            metadata.offset = if base_offset >= 0 {
-                base_offset + i as i64
-            } else {
-                -1
-            };
-            metadata.timestamp = if append_time >= 0 {
-                append_time
-            } else {
-                record.timestamp
-            };
-            self.outstanding.remove(record.seq);
-            self.to_release += record.size;
-            if !self.interceptors.is_empty() {
-                self.interceptors.on_acknowledgement(&metadata, None);
-            }
-            if !record.abandoned() {
-                record.complete(Ok(metadata.clone()));
-            }
+        for (batch, result) in finished {
+            self.publish(batch, result);
         }
     }
 
-    fn batch_failed(&mut self, mut batch: Batch, error: ClientError) {
+    /// Decides what becomes of a batch the broker refused: back into the accumulator for a
+    /// retry (whole or split), or its final outcome.
+    fn batch_failed(
+        &mut self,
+        accumulator: &mut Accumulator,
+        mut batch: Batch,
+        mut error: ClientError,
+    ) -> Option<(Batch, Final)> {
         let tp = batch.tp.clone();
         if error.code() == Some(ErrorCode::DuplicateSequenceNumber) {
             // The broker has this batch but no longer the metadata of its first write, so
             // the offsets are unknown (Java completes it the same way).
             debug!(%tp, "duplicate sequence: already written");
-            return self.complete_batch(batch, -1, -1);
+            return Some((batch, Ok((-1, -1))));
         }
         if error.invalidates_metadata() {
             self.metadata_wanted = true;
         }
-        if error.code() == Some(ErrorCode::MessageTooLarge) && batch.records.len() > 1 {
-            debug!(%tp, records = batch.records.len(), "batch too large, splitting");
-            return self.accumulator.requeue(&tp, batch.split());
+        if error.code() == Some(ErrorCode::MessageTooLarge) && batch.len() > 1 {
+            match batch.records(self.config.compression()) {
+                Ok(records) => {
+                    debug!(%tp, records = batch.len(), "batch too large, splitting");
+                    let queue = batch.queue;
+                    accumulator.requeue(queue, batch.split(records));
+                    return None;
+                }
+                Err(e) => error = e,
+            }
         }
         let verdict = match &mut self.idempotence {
             Some(idempotence) => idempotence.on_error(&batch, error.code()),
@@ -496,23 +309,116 @@ impl Sender {
             batch.attempts += 1;
             batch.retry_at = Some(now + backoff);
             debug!(%tp, attempt = batch.attempts, error = %error, "retrying batch");
-            return self.accumulator.requeue(&tp, vec![batch]);
+            let queue = batch.queue;
+            accumulator.requeue(queue, vec![batch]);
+            return None;
         }
-        warn!(%tp, records = batch.records.len(), error = %error, "batch failed");
-        self.accumulator.finished(&tp);
-        self.fail_batch(batch, &error);
+        warn!(%tp, records = batch.len(), error = %error, "batch failed");
+        Some((batch, Err(error)))
     }
 
-    fn step(&mut self) {
+    /// Publishes a batch's final outcome: its memory goes back, interceptors hear of each
+    /// record, its futures resolve. The batch is already out of the accumulator.
+    fn publish(&mut self, batch: Batch, result: Final) {
+        self.to_release += batch.reserved;
+        let interceptors = &self.interceptors;
+        let mut each =
+            |m: &RecordMetadata, e: Option<&ClientError>| interceptors.on_acknowledgement(m, e);
+        let each: Option<&mut PerRecord<'_>> = if interceptors.is_empty() {
+            None
+        } else {
+            Some(&mut each)
+        };
+        batch.complete(result.as_ref().copied(), each);
+    }
+
+    /// Fails a record that never reached a batch.
+    fn fail_waiting(&mut self, waiting: WaitingRecord, error: ClientError, partition: i32) {
+        self.to_release += waiting.size;
+        if !self.interceptors.is_empty() {
+            let metadata = RecordMetadata {
+                topic: waiting.record.topic.clone(),
+                partition,
+                offset: -1,
+                timestamp: -1,
+            };
+            self.interceptors
+                .on_acknowledgement(&metadata, Some(&error));
+        }
+        waiting.completion.fail_one(partition, error);
+    }
+
+    /// One round of work after a wakeup; true once the producer is closed and has nothing
+    /// left to deliver.
+    fn step(&mut self) -> bool {
         let now = Instant::now();
-        self.route_waiting(now);
-        self.expire(now);
-        if let Some(fatal) = self.idempotence.as_ref().and_then(|i| i.fatal().cloned()) {
-            for batch in self.accumulator.take_all_queued() {
-                self.fail_batch(batch, &fatal);
+        let front = self.front.clone();
+        let mut front = lock(&front);
+        front.set_metadata(self.cluster.snapshot());
+        let failed_waiting = front.route_waiting(now, self.config.max_block());
+        if std::mem::take(&mut front.metadata_wanted) {
+            self.metadata_wanted = true;
+        }
+        let mut failed: Vec<(Batch, ClientError)> = Vec::new();
+        if let Some(cutoff) = now.checked_sub(self.config.delivery_timeout()) {
+            for batch in front.accumulator.expire(cutoff) {
+                front.accumulator.done(&batch);
+                let error = ClientError::timeout(
+                    format!(
+                        "Expiring {} record(s) for {}: delivery.timeout.ms has passed since batch creation",
+                        batch.len(),
+                        batch.tp
+                    ),
+                    self.config.delivery_timeout(),
+                );
+                failed.push((batch, error));
             }
         }
-        self.send_ready(now);
+        if let Some(fatal) = self.idempotence.as_ref().and_then(|i| i.fatal().cloned()) {
+            front.fatal = Some(fatal.clone());
+            for batch in front.accumulator.take_all_queued() {
+                front.accumulator.done(&batch);
+                failed.push((batch, fatal.clone()));
+            }
+        }
+        let requests = self.take_ready(&mut front.accumulator, now);
+        if front.has_topics()
+            && self
+                .cluster
+                .snapshot()
+                .is_stale(self.config.metadata_max_age())
+        {
+            self.metadata_wanted = true;
+        }
+        let refresh =
+            self.metadata_wanted && !self.metadata_in_flight && now >= self.metadata_not_before;
+        let topics = if refresh { front.topics() } else { Vec::new() };
+        let mut answered = Vec::new();
+        let outstanding = &front.accumulator.outstanding;
+        self.flushes.retain_mut(|(upto, done)| {
+            if outstanding.any_below(*upto) {
+                return true;
+            }
+            let (placeholder, _) = oneshot::channel();
+            answered.push(std::mem::replace(done, placeholder));
+            false
+        });
+        let closed = self.closing && outstanding.is_empty();
+        drop(front);
+
+        for (waiting, error, partition) in failed_waiting {
+            self.fail_waiting(waiting, error, partition);
+        }
+        for (batch, error) in failed {
+            if let Some(idempotence) = &mut self.idempotence {
+                idempotence.failed(&batch);
+            }
+            self.publish(batch, Err(error));
+        }
+        for (node, batches) in requests {
+            *self.in_flight.entry(node).or_default() += 1;
+            self.dispatch(node, batches);
+        }
         if self
             .idempotence
             .as_ref()
@@ -521,90 +427,23 @@ impl Sender {
         {
             self.spawn_init_producer_id();
         }
-        if self
-            .cluster
-            .snapshot()
-            .is_stale(self.config.metadata_max_age())
-            && !self.topics_in_use.is_empty()
-        {
-            self.metadata_wanted = true;
+        if refresh {
+            self.spawn_metadata_refresh(topics);
         }
-        if self.metadata_wanted && !self.metadata_in_flight && now >= self.metadata_not_before {
-            self.spawn_metadata_refresh();
+        for done in answered {
+            let _ = done.send(());
         }
-        let mut unfinished = Vec::with_capacity(self.flushes.len());
-        for (upto, done) in std::mem::take(&mut self.flushes) {
-            if self.outstanding.any_below(upto) {
-                unfinished.push((upto, done));
-            } else {
-                let _ = done.send(());
-            }
-        }
-        self.flushes = unfinished;
+        closed
     }
 
-    /// Moves records whose topic metadata is now known into batches; fails those whose topic
-    /// cannot be used or did not appear within `max.block.ms`.
-    fn route_waiting(&mut self, now: Instant) {
-        if self.waiting.is_empty() {
-            return;
-        }
-        let metadata = self.cluster.snapshot();
-        let topics: Vec<String> = self.waiting.keys().cloned().collect();
-        for topic in topics {
-            let fatal = metadata.topic_errors.get(&topic).filter(|code| {
-                !code.is_retriable() && **code != ErrorCode::UnknownTopicOrPartition
-            });
-            let timed_out = self
-                .waiting
-                .get(&topic)
-                .is_some_and(|w| now >= w.since + self.config.max_block());
-            if has_partitions(&metadata, &topic) {
-                if let Some(waiting) = self.waiting.remove(&topic) {
-                    for record in waiting.records {
-                        self.route(&metadata, record);
-                    }
-                }
-            } else if fatal.is_some() || timed_out {
-                let error = match fatal {
-                    Some(code) => ClientError::kafka(*code, Some(format!("topic {topic}"))),
-                    None => ClientError::timeout(
-                        format!("Topic {topic} not present in metadata"),
-                        self.config.max_block(),
-                    ),
-                };
-                if let Some(waiting) = self.waiting.remove(&topic) {
-                    for record in waiting.records {
-                        self.fail_record(record, error.clone());
-                    }
-                }
-            } else {
-                self.metadata_wanted = true;
-            }
-        }
-    }
-
-    fn expire(&mut self, now: Instant) {
-        let Some(cutoff) = now.checked_sub(self.config.delivery_timeout()) else {
-            return;
-        };
-        for batch in self.accumulator.expire(cutoff) {
-            let error = ClientError::timeout(
-                format!(
-                    "Expiring {} record(s) for {}: delivery.timeout.ms has passed since batch creation",
-                    batch.records.len(),
-                    batch.tp
-                ),
-                self.config.delivery_timeout(),
-            );
-            self.fail_batch(batch, &error);
-        }
-    }
-
-    /// Groups ready batches by leader into Produce requests of at most `max.request.size`,
-    /// leaving batches queued for brokers with `max.in.flight.requests.per.connection`
-    /// requests outstanding.
-    fn send_ready(&mut self, now: Instant) {
+    /// Takes the ready batches, grouped by leader into Produce requests of at most
+    /// `max.request.size`, leaving batches queued for brokers with
+    /// `max.in.flight.requests.per.connection` requests outstanding.
+    fn take_ready(
+        &mut self,
+        accumulator: &mut Accumulator,
+        now: Instant,
+    ) -> Vec<(i32, Vec<Batch>)> {
         let force = self.closing || !self.flushes.is_empty();
         let idempotence = &self.idempotence;
         let gate = |tp: &TopicPartition, front: &Batch, in_flight: usize| {
@@ -612,22 +451,21 @@ impl Sender {
                 .as_ref()
                 .is_none_or(|i| i.may_drain(tp, front, in_flight))
         };
-        let ready = self.accumulator.ready(now, force, &gate);
+        let ready = accumulator.ready(now, force, &gate);
         if ready.is_empty() {
-            return;
+            return Vec::new();
         }
         let metadata = self.cluster.snapshot();
         let limit = self.config.max_request_size();
         let mut requests: HashMap<i32, Vec<(usize, Vec<Batch>)>> = HashMap::new();
-        for tp in ready {
-            let Some(leader) = metadata.leader(&tp) else {
+        for queue in ready {
+            let Some(leader) = metadata.leader(accumulator.tp(queue)) else {
                 // Wait for metadata to name a leader; checking again right away would spin.
                 self.metadata_wanted = true;
-                self.accumulator
-                    .delay_front(&tp, now + self.config.retry_backoff());
+                accumulator.delay_front(queue, now + self.config.retry_backoff());
                 continue;
             };
-            let size = self.accumulator.front_size(&tp).unwrap_or(0);
+            let size = accumulator.front(queue).map_or(0, Batch::encoded_size);
             let in_flight = self.in_flight.get(&leader).copied().unwrap_or(0);
             let node_requests = requests.entry(leader).or_default();
             let open = node_requests
@@ -637,12 +475,12 @@ impl Sender {
                 continue;
             }
             if let Some(idempotence) = &mut self.idempotence
-                && let Some(front) = self.accumulator.front(&tp)
-                && idempotence.prepare(&tp, front)
+                && let Some(front) = accumulator.front(queue)
+                && idempotence.prepare(&front.tp, front)
             {
-                self.accumulator.clear_sequences(&tp);
+                accumulator.clear_sequences(queue);
             }
-            let Some(mut batch) = self.accumulator.take_front(&tp) else {
+            let Some(mut batch) = accumulator.take_front(queue) else {
                 continue;
             };
             if let Some(idempotence) = &mut self.idempotence {
@@ -656,12 +494,14 @@ impl Sender {
                 None => node_requests.push((size, vec![batch])),
             }
         }
-        for (node, node_requests) in requests {
-            for (_, batches) in node_requests {
-                *self.in_flight.entry(node).or_default() += 1;
-                self.dispatch(node, batches);
-            }
-        }
+        requests
+            .into_iter()
+            .flat_map(|(node, node_requests)| {
+                node_requests
+                    .into_iter()
+                    .map(move |(_, batches)| (node, batches))
+            })
+            .collect()
     }
 
     /// Hands a request to `node`'s dispatcher, which writes requests in the order given.
@@ -704,17 +544,9 @@ impl Sender {
         });
     }
 
-    fn spawn_metadata_refresh(&mut self) {
+    fn spawn_metadata_refresh(&mut self, topics: Vec<String>) {
         self.metadata_wanted = false;
         self.metadata_in_flight = true;
-        let topics: Vec<String> = self
-            .topics_in_use
-            .iter()
-            .chain(self.waiting.keys())
-            .cloned()
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
         let cluster = self.cluster.clone();
         let events = self.events_tx.clone();
         tokio::spawn(async move {
@@ -733,24 +565,29 @@ impl Sender {
                 .as_ref()
                 .is_none_or(|i| i.may_drain(tp, front, in_flight))
         };
-        if let Some(t) = self.accumulator.next_ready_time(force, &gate) {
-            wakeup = wakeup.min(t);
-        }
+        let has_topics = {
+            let front = lock(&self.front);
+            let accumulator = &front.accumulator;
+            if let Some(t) = accumulator.next_ready_time(force, &gate) {
+                wakeup = wakeup.min(t);
+            }
+            if let Some(t) = front.waiting_deadline(self.config.max_block()) {
+                wakeup = wakeup.min(t);
+            }
+            if let Some(oldest) = accumulator.oldest_batch() {
+                wakeup = wakeup.min(oldest + self.config.delivery_timeout());
+            }
+            front.has_topics()
+        };
         if let Some(due) = self.idempotence.as_ref().and_then(Idempotence::init_due) {
             wakeup = wakeup.min(due);
-        }
-        if let Some(w) = self.waiting.values().map(|w| w.since).min() {
-            wakeup = wakeup.min(w + self.config.max_block());
-        }
-        if let Some(oldest) = self.accumulator.oldest_batch() {
-            wakeup = wakeup.min(oldest + self.config.delivery_timeout());
         }
         if !self.metadata_in_flight {
             let stale_at = self
                 .cluster
                 .snapshot()
                 .updated
-                .filter(|_| !self.topics_in_use.is_empty())
+                .filter(|_| has_topics)
                 .map(|updated| updated + self.config.metadata_max_age());
             let due = if self.metadata_wanted {
                 Some(now)
@@ -767,74 +604,8 @@ impl Sender {
     }
 }
 
-/// Send sequence numbers of the records not yet completed. Records arrive in about send
-/// order and complete in about that order, so a window of flags from the oldest outstanding
-/// one does in O(1) what a `BTreeSet` did in a tree walk per record (a visible cost at a
-/// million records a second).
-#[derive(Debug, Default)]
-struct Outstanding {
-    /// Sequence number of `flags[0]`; `flags[0]` is true whenever `flags` is not empty.
-    base: u64,
-    flags: VecDeque<bool>,
-    count: usize,
-}
-
-impl Outstanding {
-    fn insert(&mut self, seq: u64) {
-        if self.flags.is_empty() {
-            self.base = seq;
-        }
-        while seq < self.base {
-            self.flags.push_front(false);
-            self.base -= 1;
-        }
-        let at = usize::try_from(seq - self.base).unwrap_or(usize::MAX);
-        if at >= self.flags.len() {
-            self.flags.resize(at + 1, false);
-        }
-        if !self.flags[at] {
-            self.flags[at] = true;
-            self.count += 1;
-        }
-    }
-
-    fn remove(&mut self, seq: u64) {
-        let Some(at) = seq
-            .checked_sub(self.base)
-            .and_then(|at| usize::try_from(at).ok())
-        else {
-            return;
-        };
-        if let Some(flag) = self.flags.get_mut(at)
-            && *flag
-        {
-            *flag = false;
-            self.count -= 1;
-            while self.flags.front() == Some(&false) {
-                self.flags.pop_front();
-                self.base += 1;
-            }
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.count == 0
-    }
-
-    /// True when a record with a sequence number below `upto` is outstanding.
-    fn any_below(&self, upto: u64) -> bool {
-        !self.flags.is_empty() && self.base < upto
-    }
-}
-
 async fn sleep_until(t: Instant) {
     tokio::time::sleep_until(t).await
-}
-
-fn has_partitions(metadata: &Metadata, topic: &str) -> bool {
-    metadata
-        .topic(topic)
-        .is_some_and(|t| !t.partitions.is_empty())
 }
 
 /// One outcome per batch of a Produce request: (base offset, log append time) or the error.
@@ -854,9 +625,9 @@ async fn dispatcher(
     mut queue: mpsc::UnboundedReceiver<Vec<Batch>>,
     events: mpsc::UnboundedSender<Event>,
 ) {
-    while let Some(batches) = queue.recv().await {
+    while let Some(mut batches) = queue.recv().await {
         let started = match cluster.connection(node).await {
-            Ok(conn) => start_produce(&cluster, &conn, &batches).await,
+            Ok(conn) => start_produce(&cluster, &conn, &mut batches).await,
             Err(e) => Err(e),
         };
         match started {
@@ -894,7 +665,7 @@ async fn dispatcher(
 async fn start_produce(
     cluster: &Cluster,
     conn: &Arc<Connection>,
-    batches: &[Batch],
+    batches: &mut [Batch],
 ) -> Result<Pin<Box<dyn Future<Output = Outcomes> + Send>>> {
     let config = cluster.config();
     let metadata = cluster.snapshot();
@@ -913,8 +684,8 @@ async fn start_produce(
     let mut outcomes: Vec<Option<Result<(i64, i64)>>> = vec![None; batches.len()];
     // Topic key (name or id) -> partitions, in first-seen order.
     let mut topics: Vec<(String, Uuid, Vec<PartitionProduceData>)> = Vec::new();
-    for (i, batch) in batches.iter().enumerate() {
-        let records = match encode_batch(&batch.records, batch.sequence, config.compression()) {
+    for (i, batch) in batches.iter_mut().enumerate() {
+        let records = match batch.wire(config.compression()) {
             Ok(bytes) => bytes,
             Err(e) => {
                 outcomes[i] = Some(Err(e));

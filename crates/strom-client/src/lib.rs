@@ -20,14 +20,20 @@
 //! All three take a [`ClientConfig`] with Kafka's property names and defaults, and return
 //! [`ClientError`], which says whether an error is retriable.
 //!
-//! ```no_run
+//! The examples run against an in-process broker (hidden lines start it); with a real
+//! cluster, `bootstrap` is its `bootstrap.servers`.
+//!
+//! ```
 //! use std::time::Duration;
 //! use strom_client::{
 //!     Admin, ClientConfig, Consumer, NewTopic, Offset, Producer, ProducerRecord, TopicPartition,
 //! };
 //!
-//! # async fn example() -> Result<(), strom_client::ClientError> {
-//! let config = ClientConfig::new("127.0.0.1:9092");
+//! # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+//! # async fn main() -> Result<(), strom_client::ClientError> {
+//! # let broker = strom_test_support::TestBroker::start().await;
+//! # let bootstrap = broker.bootstrap_servers();
+//! let config = ClientConfig::new(bootstrap);
 //!
 //! let admin = Admin::connect(config.clone()).await?;
 //! for created in admin
@@ -40,14 +46,46 @@
 //! let producer = Producer::connect(config.clone()).await?;
 //! let delivery = producer.send(ProducerRecord::new("events", "hello").with_key("user-1"));
 //! let metadata = delivery.await?;
-//! println!("written at {}-{}@{}", metadata.topic, metadata.partition, metadata.offset);
+//! assert_eq!((metadata.topic.as_str(), metadata.offset), ("events", 0));
 //! producer.close().await?;
 //!
 //! let mut consumer = Consumer::connect(config).await?;
 //! consumer.assign([(TopicPartition::new("events", metadata.partition), Offset::Earliest)]);
-//! for record in consumer.poll(Duration::from_secs(1)).await? {
-//!     println!("{}: {:?}", record.offset, record.value);
+//! let records = consumer.poll(Duration::from_secs(5)).await?;
+//! assert_eq!(records[0].value.as_deref(), Some(&b"hello"[..]));
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! A consumer group member: `subscribe`, `poll`, commit what was processed.
+//!
+//! ```
+//! use std::time::Duration;
+//! use strom_client::{AutoOffsetReset, ClientConfig, Consumer, Producer, ProducerRecord};
+//!
+//! # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+//! # async fn main() -> Result<(), strom_client::ClientError> {
+//! # let broker = strom_test_support::TestBroker::start().await;
+//! # let bootstrap = broker.bootstrap_servers();
+//! let producer = Producer::connect(ClientConfig::new(bootstrap)).await?;
+//! for i in 0..10 {
+//!     // The futures need not be awaited one by one: `flush` waits for all of them.
+//!     drop(producer.send(ProducerRecord::new("orders", format!("order-{i}"))));
 //! }
+//! producer.flush().await?;
+//!
+//! let config = ClientConfig::new(bootstrap)
+//!     .with_group_id("billing")
+//!     .with_auto_offset_reset(AutoOffsetReset::Earliest)
+//!     .with_enable_auto_commit(false);
+//! let mut consumer = Consumer::connect(config).await?;
+//! consumer.subscribe(["orders"])?;
+//! let mut seen = 0;
+//! while seen < 10 {
+//!     seen += consumer.poll(Duration::from_secs(1)).await?.len();
+//! }
+//! consumer.commit_sync().await?;
+//! consumer.close().await?;
 //! # Ok(())
 //! # }
 //! ```

@@ -1,6 +1,7 @@
 //! The group-managed consumer against an in-process broker: members sharing partitions with
 //! each assignor, takeover when a member leaves, commits and resuming from them, auto-commit,
-//! cooperative rebalances, static membership and pattern subscriptions.
+//! cooperative rebalances, paused partitions across rebalances, static membership and pattern
+//! subscriptions.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -15,7 +16,8 @@ use tokio::time::Instant;
 
 mod common;
 use common::{
-    Member, Recorder, assert_shared_exactly_once, covers, create, poll_n, produce, wait_for,
+    Member, Recorder, assert_kept_partitions_stay_paused, assert_shared_exactly_once, covers,
+    create, poll_n, produce, wait_for,
 };
 
 const FAST_GROUPS: &[(&str, &str)] = &[("group.initial.rebalance.delay.ms", "0")];
@@ -293,4 +295,78 @@ async fn pattern_subscription_picks_up_a_new_topic() {
     assert!(got.iter().all(|r| r.topic == "pat-two"));
     assert_eq!(consumer.assignment().len(), 3);
     consumer.close().await.unwrap();
+}
+
+/// `first` (alone in `g-pause-<assignor>`, owning the 4 partitions of `topic`) reads what is
+/// there, pauses everything, and polls until a second member took half; returns the
+/// partitions it kept with their positions from before the rebalance, and the second member.
+async fn pause_all_then_rebalance(
+    broker: &TestBroker,
+    assignor: &str,
+    topic: &str,
+) -> (
+    Consumer,
+    Vec<TopicPartition>,
+    BTreeMap<TopicPartition, i64>,
+    Member,
+) {
+    let group_config = || {
+        config(broker, &format!("g-pause-{assignor}"))
+            .with_partition_assignment_strategy([assignor])
+            .with_enable_auto_commit(false)
+    };
+    produce(broker, topic, 40, "a").await;
+    let mut first = Consumer::connect(group_config()).await.unwrap();
+    first.subscribe([topic]).unwrap();
+    poll_n(&mut first, 40).await;
+    let owned = first.assignment();
+    assert_eq!(owned.len(), 4);
+    let mut positions = BTreeMap::new();
+    for tp in &owned {
+        positions.insert(tp.clone(), first.position(tp).await.unwrap());
+    }
+    first.pause(&owned).unwrap();
+    let mut second = Consumer::connect(group_config()).await.unwrap();
+    second.subscribe([topic]).unwrap();
+    let second = Member::spawn(second);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while first.assignment().len() != 2 || second.owned().len() != 2 {
+        let got = first.poll(Duration::from_millis(100)).await.unwrap();
+        if assignor == "cooperative-sticky" {
+            assert!(got.is_empty(), "a paused partition returned records");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the second member never got its share"
+        );
+    }
+    let mut kept = first.assignment();
+    kept.sort();
+    (first, kept, positions, second)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn partitions_kept_through_a_cooperative_rebalance_stay_paused() {
+    let (broker, _admin) = setup(&[("pause-coop", 4)]).await;
+    let (mut first, kept, positions, second) =
+        pause_all_then_rebalance(&broker, "cooperative-sticky", "pause-coop").await;
+    let still =
+        assert_kept_partitions_stay_paused(&broker, &mut first, "pause-coop", &positions).await;
+    assert_eq!(still, kept);
+    let (second, _) = second.stop().await;
+    second.close().await.unwrap();
+    first.close().await.unwrap();
+}
+
+/// An eager rebalance revokes everything before rejoining, so the pause goes with it (as in
+/// Java, where `onJoinPrepare` empties the assignment).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_eager_rebalance_forgets_paused_partitions() {
+    let (broker, _admin) = setup(&[("pause-eager", 4)]).await;
+    let (first, kept, _, second) = pause_all_then_rebalance(&broker, "range", "pause-eager").await;
+    assert_eq!(kept.len(), 2);
+    assert!(first.paused().is_empty(), "{:?}", first.paused());
+    let (second, _) = second.stop().await;
+    second.close().await.unwrap();
+    first.close().await.unwrap();
 }

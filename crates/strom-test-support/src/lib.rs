@@ -198,6 +198,8 @@ impl RawConnection {
 }
 
 /// Record batches and small values for tests that speak the protocol directly.
+pub mod scripted;
+
 pub mod records {
     use bytes::{Bytes, BytesMut};
     use strom_protocol::StrBytes;

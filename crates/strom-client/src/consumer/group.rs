@@ -586,6 +586,72 @@ impl Committer {
         }
         Ok(())
     }
+
+    /// KIP-848 members with `enable.auto.commit`: the commit of the consumed offsets before
+    /// partitions are revoked (Java's `CommitRequestManager.maybeAutoCommitSyncBeforeRevocation`,
+    /// with the rebalance timeout as `deadline`). Unlike `commit_sync`, which fails at once on
+    /// STALE_MEMBER_EPOCH (Java's `CommitFailedException`), this one is tried again until
+    /// `deadline`: after STALE_MEMBER_EPOCH (the heartbeat moved the member epoch on while the
+    /// reconciliation ran; each attempt carries the epoch known by then) and after retriable
+    /// errors, but not after UNKNOWN_TOPIC_OR_PARTITION (a deleted topic would hold the
+    /// revocation up until the deadline), and not once the member left the group or was
+    /// fenced (it gives its partitions up as lost then, and the commit would fail anyway).
+    pub(crate) async fn commit_before_revocation(
+        &self,
+        offsets: &BTreeMap<TopicPartition, OffsetAndMetadata>,
+        deadline: Instant,
+    ) -> Result<()> {
+        let config = self.admin.config();
+        let backoff = |attempt| {
+            crate::cluster::backoff(config.retry_backoff(), config.retry_backoff_max(), attempt)
+        };
+        let in_group = || {
+            let s = self.shared.state();
+            s.generation >= 0 && !s.lost && s.fatal.is_none()
+        };
+        retry_before_revocation(deadline, backoff, in_group, || self.commit(offsets)).await
+    }
+}
+
+/// The retry policy of [`Committer::commit_before_revocation`], apart from the coordinator
+/// so that it can be tested on its own: `attempt` until it succeeds, fails for good, the
+/// member is no longer `in_group`, or the next try would start after `deadline` (then a
+/// timeout, as Java's `maybeWrapAsTimeoutException`).
+async fn retry_before_revocation<F, Fut>(
+    deadline: Instant,
+    backoff: impl Fn(u32) -> Duration,
+    in_group: impl Fn() -> bool,
+    mut attempt: F,
+) -> Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<()>>,
+{
+    let started = Instant::now();
+    let mut attempts = 0u32;
+    loop {
+        let error = match attempt().await {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
+        let code = error.code();
+        let again = (code == Some(ErrorCode::StaleMemberEpoch) || error.is_retriable())
+            && code != Some(ErrorCode::UnknownTopicOrPartition)
+            && in_group();
+        if !again {
+            return Err(error);
+        }
+        let wait = backoff(attempts);
+        if Instant::now() + wait >= deadline {
+            return Err(ClientError::timeout(
+                format!("committing offsets before revoking partitions (last error: {error})"),
+                started.elapsed(),
+            ));
+        }
+        debug!(error = %error, attempts, "committing before revoking partitions failed, trying again");
+        tokio::time::sleep(wait).await;
+        attempts += 1;
+    }
 }
 
 impl Membership {
@@ -697,5 +763,93 @@ async fn heartbeat_loop(
         }
         drop(s);
         shared.wake.notify_one();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicI32, Ordering};
+
+    fn error(code: ErrorCode) -> ClientError {
+        ClientError::kafka(code, None)
+    }
+
+    /// Runs the policy against a coordinator whose member epoch is `coordinator_epoch`, with
+    /// a member that starts at `member_epoch`; `answer` gives the coordinator's answer to a
+    /// commit at the right epoch. Returns the outcome and the epoch of every attempt.
+    async fn run(
+        member_epoch: i32,
+        coordinator_epoch: i32,
+        in_group: bool,
+        deadline: Duration,
+        answer: impl Fn() -> Result<()>,
+    ) -> (Result<()>, Vec<i32>) {
+        let member = AtomicI32::new(member_epoch);
+        let sent = Mutex::new(Vec::new());
+        let result = retry_before_revocation(
+            Instant::now() + deadline,
+            |_| Duration::from_millis(1),
+            || in_group,
+            || {
+                let epoch = member.load(Ordering::SeqCst);
+                sent.lock().unwrap().push(epoch);
+                let outcome = if epoch == coordinator_epoch {
+                    answer()
+                } else {
+                    // The heartbeat brings the new epoch while the commit is answered.
+                    member.store(coordinator_epoch, Ordering::SeqCst);
+                    Err(error(ErrorCode::StaleMemberEpoch))
+                };
+                async move { outcome }
+            },
+        )
+        .await;
+        (result, sent.into_inner().unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_stale_member_epoch_is_retried_with_the_new_one() {
+        let (result, epochs) = run(5, 6, true, Duration::from_secs(30), || Ok(())).await;
+        result.unwrap();
+        assert_eq!(epochs, [5, 6]);
+    }
+
+    #[tokio::test]
+    async fn a_member_out_of_the_group_does_not_retry_a_stale_epoch() {
+        let (result, epochs) = run(5, 6, false, Duration::from_secs(30), || Ok(())).await;
+        assert_eq!(
+            result.unwrap_err().code(),
+            Some(ErrorCode::StaleMemberEpoch)
+        );
+        assert_eq!(epochs, [5]);
+    }
+
+    #[tokio::test]
+    async fn fatal_errors_and_deleted_topics_are_not_retried() {
+        for code in [
+            ErrorCode::UnknownMemberId,
+            ErrorCode::FencedMemberEpoch,
+            ErrorCode::GroupAuthorizationFailed,
+            ErrorCode::UnknownTopicOrPartition,
+        ] {
+            let (result, epochs) =
+                run(6, 6, true, Duration::from_secs(30), || Err(error(code))).await;
+            assert_eq!(result.unwrap_err().code(), Some(code));
+            assert_eq!(epochs, [6], "{code:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn retriable_errors_are_retried_until_the_deadline() {
+        let (result, epochs) = run(6, 6, true, Duration::from_millis(200), || {
+            Err(error(ErrorCode::RequestTimedOut))
+        })
+        .await;
+        assert!(
+            matches!(result, Err(ClientError::Timeout { .. })),
+            "{result:?}"
+        );
+        assert!(epochs.len() > 1, "{epochs:?}");
     }
 }

@@ -19,6 +19,12 @@
 //!
 //! The task never touches the consumer's partitions; it only records what the broker said in
 //! [`Kip848State`] and wakes `poll`, which reconciles and tells the task to acknowledge.
+//!
+//! Commits carry the member epoch the last heartbeat brought. A `commit_sync` or
+//! `commit_async` answered STALE_MEMBER_EPOCH or UNKNOWN_MEMBER_ID fails, as in Java (whose
+//! `commitSync` throws `CommitFailedException` then), and the heartbeat alone decides about
+//! the membership; only the auto-commit before a revocation is sent again with the newer
+//! epoch (`Committer::commit_before_revocation`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;

@@ -59,7 +59,9 @@ struct PartitionState {
     /// Not fetched before this, after a retriable error (retry.backoff.ms).
     retry_at: Option<Instant>,
     /// `pause`d: neither fetched nor returned by `poll` (what is buffered stays) until
-    /// `resume`. A seek keeps it paused, as in Java.
+    /// `resume`. A seek keeps it paused, as in Java; so does a rebalance the partition stays
+    /// through (cooperative, KIP-848), while one that revokes it (every eager rebalance)
+    /// drops its state, pause included, as Java's `SubscriptionState` does.
     paused: bool,
 }
 

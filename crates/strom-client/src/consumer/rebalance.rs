@@ -700,11 +700,8 @@ impl Consumer {
             "reconciling the assignment"
         );
         if !revoked.is_empty() {
-            // All consumed positions, as Java's `maybeAutoCommitSyncBeforeRevocation`.
-            if self.cluster.config().enable_auto_commit()
-                && let Err(e) = self.commit_sync().await
-            {
-                warn!(error = %e, "auto-commit before revoking partitions failed");
+            if self.cluster.config().enable_auto_commit() {
+                self.auto_commit_before_revocation().await;
             }
             let tps: Vec<TopicPartition> = revoked.iter().map(|(_, tp)| tp.clone()).collect();
             let g = self.group.as_mut().expect("subscribed");
@@ -732,6 +729,32 @@ impl Consumer {
         let g = self.group.as_mut().expect("subscribed");
         g.listener().on_partitions_assigned(&tps);
         Ok(())
+    }
+
+    /// KIP-848: commits all consumed positions before revoking partitions, retrying a stale
+    /// member epoch until the rebalance timeout (`max.poll.interval.ms`, the time the
+    /// coordinator gives the member to revoke), as Java's `signalReconciliationStarted`. A
+    /// failure does not stop the revocation.
+    async fn auto_commit_before_revocation(&mut self) {
+        let offsets = self.consumed_offsets();
+        let Some(g) = self.group.as_ref() else {
+            return;
+        };
+        if offsets.is_empty() {
+            return;
+        }
+        let deadline = Instant::now() + self.cluster.config().max_poll_interval();
+        match g
+            .membership
+            .committer()
+            .commit_before_revocation(&offsets, deadline)
+            .await
+        {
+            Ok(()) => self.interceptors.on_commit(&offsets),
+            Err(e) => {
+                warn!(error = %e, "auto-commit before revoking partitions failed; revoking them anyway")
+            }
+        }
     }
 
     /// JoinGroup's protocols: one per assignor, each with our subscription and the

@@ -4,7 +4,7 @@
 // Each test binary uses its own part of this module.
 #![allow(dead_code)]
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -168,12 +168,19 @@ pub(crate) async fn assert_shared_exactly_once(
         covers(&members, topic, 6),
         "{label}: overlapping assignment"
     );
+    // Every member stops polling before any leaves: a leave rebalances the group, and a
+    // member still polling could take over a partition whose last commit lost that race (as
+    // with Java's clients) and read records again.
     let mut values = std::collections::BTreeMap::new();
+    let mut consumers = Vec::new();
     for m in members {
         let (c, records) = m.stop().await;
         for r in records {
             *values.entry((r.partition, r.offset)).or_insert(0) += 1;
         }
+        consumers.push(c);
+    }
+    for c in consumers {
         c.close().await.unwrap();
     }
     assert_eq!(values.len(), 300, "{label}");
@@ -181,4 +188,50 @@ pub(crate) async fn assert_shared_exactly_once(
         values.values().all(|&c| c == 1),
         "{label}: a record was read twice"
     );
+}
+
+/// After a rebalance that left `consumer` some of its paused partitions: those it kept are
+/// still paused at their old `positions`; new records wait in the log until `resume`, then
+/// come from there (nothing older is read again). Returns the kept partitions.
+pub(crate) async fn assert_kept_partitions_stay_paused(
+    broker: &TestBroker,
+    consumer: &mut Consumer,
+    topic: &str,
+    positions: &BTreeMap<TopicPartition, i64>,
+) -> Vec<TopicPartition> {
+    let mut kept = consumer.assignment();
+    kept.sort();
+    let mut paused = consumer.paused();
+    paused.sort();
+    assert_eq!(paused, kept, "the kept partitions are still paused");
+    for tp in &kept {
+        assert_eq!(consumer.position(tp).await.unwrap(), positions[tp], "{tp}");
+    }
+    produce(broker, topic, 40, "b").await;
+    let got = consumer.poll(Duration::from_millis(500)).await.unwrap();
+    assert!(got.is_empty(), "a paused partition returned records");
+    consumer.resume(&kept).unwrap();
+    let ends = consumer.end_offsets(&kept).await.unwrap();
+    let mut read = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut done = true;
+        for tp in &kept {
+            done &= consumer.position(tp).await.unwrap() >= ends[tp];
+        }
+        if done {
+            break;
+        }
+        read.extend(consumer.poll(Duration::from_millis(100)).await.unwrap());
+        assert!(
+            Instant::now() < deadline,
+            "the resumed partitions were not read"
+        );
+    }
+    assert!(
+        read.iter()
+            .all(|r| r.value.as_deref().unwrap().starts_with(b"b-")),
+        "read again from before the kept position"
+    );
+    kept
 }

@@ -39,6 +39,10 @@ pub(crate) struct ConsumeArgs {
     /// Exit when no record arrived for this long.
     #[arg(long)]
     timeout_ms: Option<u64>,
+    /// `read_committed` to skip aborted transactions and stop at the last stable offset,
+    /// or `read_uncommitted` (the default).
+    #[arg(long, value_name = "LEVEL")]
+    isolation_level: Option<String>,
     /// Formatter setting, repeatable: print.key, print.value, print.partition, print.offset,
     /// print.timestamp, print.headers (true|false), key.separator, line.separator,
     /// headers.separator, headers.key.separator, null.literal.
@@ -200,6 +204,9 @@ pub(crate) fn run(args: ConsumeArgs) -> anyhow::Result<()> {
     let mut overrides = vec![("auto.offset.reset", reset.to_string())];
     if let Some(group) = &args.group {
         overrides.push(("group.id", group.clone()));
+    }
+    if let Some(level) = &args.isolation_level {
+        overrides.push(("isolation.level", level.clone()));
     }
     for (k, v) in &args.consumer_properties {
         overrides.push((k.as_str(), v.clone()));

@@ -4,12 +4,19 @@
 //! offset, possibly cut short at the end by the byte limits. Decoding therefore skips records
 //! below the requested offset, stops silently at a partial trailing batch, and skips control
 //! batches (transaction markers), moving the position past them.
+//!
+//! With `isolation.level=read_committed` the broker stops at the last stable offset and lists
+//! the aborted transactions in the range (producer id, first offset); records of those
+//! transactions are dropped here, as Java's `CompletedFetch` does: a producer's transactional
+//! batches are skipped from its aborted transaction's first offset until its ABORT marker.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 use bytes::Bytes;
-use strom_protocol::batch::{BatchError, Batches, TimestampType as BatchTimestampType};
+use strom_protocol::batch::{
+    BatchError, BatchHeader, Batches, CONTROL_TYPE_ABORT, TimestampType as BatchTimestampType,
+};
 use strom_protocol::kafka_protocol::records::RecordBatchDecoder;
 use strom_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use strom_protocol::messages::{FetchRequest, TopicName};
@@ -33,14 +40,17 @@ pub(crate) struct Decoded {
     pub(crate) next_offset: Option<i64>,
 }
 
-/// Decodes the batches fetched for `topic`/`partition` at `fetch_offset`.
+/// Decodes the batches fetched for `topic`/`partition` at `fetch_offset`. `aborted` is the
+/// response's aborted transactions (`None` for read_uncommitted fetches).
 pub(crate) fn decode_records(
     topic: &str,
     partition: i32,
     data: &Bytes,
     fetch_offset: i64,
+    aborted: Option<&[(i64, i64)]>,
 ) -> Result<Decoded> {
     let mut out = Decoded::default();
+    let mut aborts = aborted.map(Aborts::new);
     for item in Batches::new(data) {
         let (header, bytes) = match item {
             Ok(batch) => batch,
@@ -53,11 +63,15 @@ pub(crate) fn decode_records(
             }
         };
         let next = header.next_offset();
+        let skip_aborted = match &mut aborts {
+            Some(aborts) => aborts.skip(&header, || is_abort_marker(data.slice_ref(bytes))),
+            None => false,
+        };
         if next <= fetch_offset {
             continue;
         }
         out.next_offset = Some(next);
-        if header.is_control() {
+        if header.is_control() || skip_aborted {
             continue;
         }
         let mut batch = data.slice_ref(bytes);
@@ -101,6 +115,61 @@ pub(crate) fn decode_records(
         }
     }
     Ok(out)
+}
+
+/// The aborted transactions of a read_committed fetch, consumed in offset order.
+struct Aborts {
+    /// (first offset, producer id), by first offset.
+    pending: Vec<(i64, i64)>,
+    next: usize,
+    /// Producers whose aborted transaction has begun and whose ABORT marker is still ahead.
+    producers: HashSet<i64>,
+}
+
+impl Aborts {
+    fn new(list: &[(i64, i64)]) -> Self {
+        let mut pending: Vec<(i64, i64)> = list.iter().map(|&(pid, first)| (first, pid)).collect();
+        pending.sort_unstable();
+        Self {
+            pending,
+            next: 0,
+            producers: HashSet::new(),
+        }
+    }
+
+    /// Whether `header`'s batch belongs to an aborted transaction (then its records are
+    /// dropped). `abort_marker` tells whether a control batch is an ABORT marker.
+    fn skip(&mut self, header: &BatchHeader, abort_marker: impl FnOnce() -> bool) -> bool {
+        if !header.has_producer_id() {
+            return false;
+        }
+        while let Some(&(first, pid)) = self.pending.get(self.next) {
+            if first > header.last_offset() {
+                break;
+            }
+            self.producers.insert(pid);
+            self.next += 1;
+        }
+        if header.is_control() {
+            if abort_marker() {
+                self.producers.remove(&header.producer_id);
+            }
+            return false;
+        }
+        header.is_transactional() && self.producers.contains(&header.producer_id)
+    }
+}
+
+/// Whether a control batch is an ABORT marker: its record's key is (version i16, type i16).
+fn is_abort_marker(mut batch: Bytes) -> bool {
+    RecordBatchDecoder::decode(&mut batch).is_ok_and(|set| {
+        set.records.first().is_some_and(|r| {
+            r.key
+                .as_deref()
+                .and_then(|k| k.get(2..4))
+                .is_some_and(|t| i16::from_be_bytes([t[0], t[1]]) == CONTROL_TYPE_ABORT)
+        })
+    })
 }
 
 /// What a fetch brought for one partition.
@@ -186,7 +255,21 @@ pub(crate) async fn fetch(
             let result = match ErrorCode::try_from_code(p.error_code) {
                 Some(code) => Err(ClientError::kafka(code, None)),
                 None => match &p.records {
-                    Some(data) => decode_records(&name, p.partition_index, data, fetch_offset),
+                    Some(data) => {
+                        let aborted: Option<Vec<(i64, i64)>> =
+                            p.aborted_transactions.as_ref().map(|list| {
+                                list.iter()
+                                    .map(|a| (a.producer_id.0, a.first_offset))
+                                    .collect()
+                            });
+                        decode_records(
+                            &name,
+                            p.partition_index,
+                            data,
+                            fetch_offset,
+                            aborted.as_deref(),
+                        )
+                    }
                     None => Ok(Decoded::default()),
                 },
             };
@@ -211,14 +294,24 @@ mod tests {
 
     /// A batch of `count` records with base offset `base`, as a broker stores it.
     fn batch(base: i64, count: i64, compression: Compression) -> Vec<u8> {
+        producer_batch(base, count, compression, None)
+    }
+
+    /// A batch written by producer `transactional` in a transaction (or by no producer).
+    fn producer_batch(
+        base: i64,
+        count: i64,
+        compression: Compression,
+        transactional: Option<i64>,
+    ) -> Vec<u8> {
         let records: Vec<Record> = (0..count)
             .map(|i| Record {
-                transactional: false,
+                transactional: transactional.is_some(),
                 control: false,
                 delete_horizon: false,
                 partition_leader_epoch: 0,
-                producer_id: -1,
-                producer_epoch: -1,
+                producer_id: transactional.unwrap_or(-1),
+                producer_epoch: if transactional.is_some() { 0 } else { -1 },
                 timestamp_type: RecTs::Creation,
                 offset: i,
                 sequence: i as i32 - 1,
@@ -257,7 +350,7 @@ mod tests {
         let mut data = batch(0, 5, Compression::None);
         data.extend(batch(5, 5, Compression::Lz4));
         let data = Bytes::from(data);
-        let d = decode_records("t", 0, &data, 3).unwrap();
+        let d = decode_records("t", 0, &data, 3, None).unwrap();
         assert_eq!(offsets(&d), vec![3, 4, 5, 6, 7, 8, 9]);
         assert_eq!(d.next_offset, Some(10));
         assert_eq!(d.records[0].key.as_deref(), Some(&b"k3"[..]));
@@ -266,7 +359,7 @@ mod tests {
         assert_eq!(d.records[0].timestamp_type, TimestampType::CreateTime);
         assert_eq!(d.records[0].headers, vec![Header::new("h", Some("x"))]);
         // A whole batch below the offset is skipped without decoding.
-        let d = decode_records("t", 0, &data, 7).unwrap();
+        let d = decode_records("t", 0, &data, 7, None).unwrap();
         assert_eq!(offsets(&d), vec![7, 8, 9]);
     }
 
@@ -277,16 +370,16 @@ mod tests {
         for cut in [1, 20, 61, second.len() - 1] {
             let mut bytes = data.clone();
             bytes.extend_from_slice(&second[..cut]);
-            let d = decode_records("t", 0, &Bytes::from(bytes), 0).unwrap();
+            let d = decode_records("t", 0, &Bytes::from(bytes), 0, None).unwrap();
             assert_eq!(offsets(&d), vec![0, 1, 2], "cut at {cut}");
             assert_eq!(d.next_offset, Some(3));
         }
         // Only a partial batch: nothing, and no position change.
-        let d = decode_records("t", 0, &Bytes::from(second[..30].to_vec()), 3).unwrap();
+        let d = decode_records("t", 0, &Bytes::from(second[..30].to_vec()), 3, None).unwrap();
         assert_eq!(d, Decoded::default());
         data.extend(second);
         assert_eq!(
-            offsets(&decode_records("t", 0, &Bytes::from(data), 0).unwrap()).len(),
+            offsets(&decode_records("t", 0, &Bytes::from(data), 0, None).unwrap()).len(),
             6
         );
     }
@@ -301,7 +394,7 @@ mod tests {
         control[17..21].copy_from_slice(&crc.to_be_bytes());
         let mut data = batch(0, 3, Compression::None);
         data.extend(control);
-        let d = decode_records("t", 0, &Bytes::from(data), 0).unwrap();
+        let d = decode_records("t", 0, &Bytes::from(data), 0, None).unwrap();
         assert_eq!(offsets(&d), vec![0, 1, 2]);
         assert_eq!(d.next_offset, Some(4));
     }
@@ -310,7 +403,7 @@ mod tests {
     fn log_append_time_comes_from_the_batch() {
         let mut data = batch(0, 2, Compression::Snappy);
         strom_protocol::batch::set_log_append_time(&mut data, 42_000);
-        let d = decode_records("t", 0, &Bytes::from(data), 0).unwrap();
+        let d = decode_records("t", 0, &Bytes::from(data), 0, None).unwrap();
         assert!(
             d.records
                 .iter()
@@ -323,7 +416,43 @@ mod tests {
         let mut data = batch(0, 2, Compression::Zstd);
         let last = data.len() - 1;
         data[last] ^= 0xff;
-        let err = decode_records("t", 0, &Bytes::from(data), 0).unwrap_err();
+        let err = decode_records("t", 0, &Bytes::from(data), 0, None).unwrap_err();
         assert!(err.to_string().contains("cannot decode"), "{err}");
+    }
+
+    fn marker(offset: i64, producer_id: i64, commit: bool) -> Vec<u8> {
+        let mut bytes = strom_protocol::batch::EndTxnMarker {
+            producer_id,
+            producer_epoch: 0,
+            coordinator_epoch: 0,
+            commit,
+            timestamp: 1_000,
+        }
+        .to_batch();
+        strom_protocol::batch::set_base_offset(&mut bytes, offset);
+        bytes
+    }
+
+    #[test]
+    fn read_committed_drops_aborted_transactions_until_their_marker() {
+        let mut data = producer_batch(0, 2, Compression::None, Some(1)); // aborted
+        data.extend(producer_batch(2, 2, Compression::Lz4, Some(2))); // committed
+        data.extend(marker(4, 1, false));
+        data.extend(producer_batch(5, 1, Compression::None, Some(1))); // committed later
+        data.extend(marker(6, 2, true));
+        data.extend(marker(7, 1, true));
+        data.extend(batch(8, 2, Compression::None));
+        let data = Bytes::from(data);
+        let aborted = [(1, 0)];
+        let d = decode_records("t", 0, &data, 0, Some(&aborted)).unwrap();
+        assert_eq!(offsets(&d), vec![2, 3, 5, 8, 9]);
+        assert_eq!(d.next_offset, Some(10));
+        let d = decode_records("t", 0, &data, 1, Some(&aborted)).unwrap();
+        assert_eq!(offsets(&d), vec![2, 3, 5, 8, 9]);
+        // Without aborted transactions in range everything but the markers is read.
+        let d = decode_records("t", 0, &data, 0, Some(&[])).unwrap();
+        assert_eq!(offsets(&d), vec![0, 1, 2, 3, 5, 8, 9]);
+        let d = decode_records("t", 0, &data, 0, None).unwrap();
+        assert_eq!(offsets(&d), vec![0, 1, 2, 3, 5, 8, 9]);
     }
 }

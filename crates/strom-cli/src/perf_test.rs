@@ -71,10 +71,23 @@ struct ProducerPerfArgs {
     /// A producer properties file (applied before --producer-props).
     #[arg(long = "producer.config", value_name = "FILE")]
     producer_config: Option<PathBuf>,
+    /// Produce in transactions with this `transactional.id` (default
+    /// `performance-producer-default-transactional-id` when --transaction-duration-ms is set).
+    #[arg(long, value_name = "ID")]
+    transactional_id: Option<String>,
+    /// Commit each transaction after this long (transactions are on when it is positive, or
+    /// when a transactional id is given, then 3000 by default).
+    #[arg(long, value_name = "MS")]
+    transaction_duration_ms: Option<u64>,
     /// `table`: Kafka's lines; `json`: one JSON object at the end (progress on stderr).
     #[arg(long, value_enum, default_value = "table")]
     output: Output,
 }
+
+/// Kafka's default transactional id of `kafka-producer-perf-test.sh`.
+const DEFAULT_TRANSACTIONAL_ID: &str = "performance-producer-default-transactional-id";
+/// Transaction length when transactions are on without --transaction-duration-ms.
+const DEFAULT_TRANSACTION_DURATION: Duration = Duration::from_millis(3000);
 
 #[derive(Debug, clap::Args)]
 struct ConsumerPerfArgs {
@@ -304,7 +317,30 @@ async fn producer(args: ProducerPerfArgs) -> anyhow::Result<()> {
         (None, Some(size)) => vec![random_payload(size)],
         (None, None) => bail!("either --record-size or --payload-file must be specified"),
     };
-    let props = tool_props(args.producer_config.as_ref(), &args.producer_props)?;
+    let mut props = tool_props(args.producer_config.as_ref(), &args.producer_props)?;
+    // As Kafka's tool: transactions when a duration or a transactional id is given.
+    let id_prop = props
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "transactional.id")
+        .map(|(_, v)| v.clone());
+    let transaction_duration = match (
+        args.transaction_duration_ms,
+        &args.transactional_id,
+        &id_prop,
+    ) {
+        (Some(0), ..) => None,
+        (Some(ms), ..) => Some(Duration::from_millis(ms)),
+        (None, Some(_), _) | (None, _, Some(_)) => Some(DEFAULT_TRANSACTION_DURATION),
+        (None, None, None) => None,
+    };
+    if transaction_duration.is_some() && id_prop.is_none() {
+        let id = args
+            .transactional_id
+            .clone()
+            .unwrap_or_else(|| DEFAULT_TRANSACTIONAL_ID.to_string());
+        props.push(("transactional.id".into(), id));
+    }
     let config = args.connect.config(&as_overrides(&props))?;
     let bytes_per_record =
         payloads.iter().map(|p| p.len() as u64).sum::<u64>() / payloads.len() as u64;
@@ -361,10 +397,22 @@ async fn producer(args: ProducerPerfArgs) -> anyhow::Result<()> {
         })
     };
 
+    if transaction_duration.is_some() {
+        producer.init_transactions().await?;
+        producer.begin_transaction().await?;
+    }
+    let mut transaction_start = Instant::now();
     let start = Instant::now();
     let throttler = Throttler::new(args.throughput);
     let mut rng = XorShift::seeded();
     for i in 0..args.num_records {
+        if let Some(duration) = transaction_duration
+            && transaction_start.elapsed() >= duration
+        {
+            producer.commit_transaction().await?;
+            producer.begin_transaction().await?;
+            transaction_start = Instant::now();
+        }
         let value = if payloads.len() == 1 {
             payloads[0].clone()
         } else {
@@ -377,6 +425,9 @@ async fn producer(args: ProducerPerfArgs) -> anyhow::Result<()> {
                 .await,
         );
         throttler.throttle(i + 1).await;
+    }
+    if transaction_duration.is_some() {
+        producer.commit_transaction().await?;
     }
     producer.flush().await?;
     let elapsed = start.elapsed().as_secs_f64();

@@ -10,13 +10,14 @@
 //! Unknown keys are kept (see [`ClientConfig::extra`]) and logged, as Kafka's clients warn
 //! about "supplied but isn't a known config": a properties file written for the Java client
 //! must not be refused for a setting that does not apply to us. Settings that would silently
-//! change semantics if ignored (`transactional.id`, a security protocol other than PLAINTEXT)
-//! are refused with an error instead.
+//! change semantics if ignored (a security protocol other than PLAINTEXT) are refused with an
+//! error instead.
 //!
 //! Idempotence follows Java's `ProducerConfig` since Kafka 3.0: on by default; an explicit
 //! `enable.idempotence=true` with `acks` other than `all`, `retries=0` or more than 5 requests
 //! in flight is a configuration error, while the same settings without an explicit
-//! `enable.idempotence` quietly turn idempotence off.
+//! `enable.idempotence` quietly turn idempotence off. A `transactional.id` needs idempotence:
+//! with idempotence off (explicitly or by those settings) it is a configuration error.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -228,6 +229,11 @@ pub struct ClientConfig {
     /// `None` until set: the default (on) gives way to conflicting settings, an explicit
     /// `true` does not (see [`ClientConfig::idempotence`]).
     enable_idempotence: Option<bool>,
+    /// `transactional.id`: makes the producer transactional (see `Producer::init_transactions`).
+    transactional_id: Option<String>,
+    /// `transaction.timeout.ms`: how long the coordinator lets a transaction stay open
+    /// before aborting it.
+    transaction_timeout: Duration,
     buffer_memory: u64,
     fetch_min_bytes: i32,
     fetch_max_wait: Duration,
@@ -283,6 +289,8 @@ impl Default for ClientConfig {
             max_block: Duration::from_millis(60_000),
             max_in_flight_requests_per_connection: 5,
             enable_idempotence: None,
+            transactional_id: None,
+            transaction_timeout: Duration::from_millis(60_000),
             buffer_memory: 33_554_432,
             fetch_min_bytes: 1,
             fetch_max_wait: Duration::from_millis(500),
@@ -442,10 +450,13 @@ impl ClientConfig {
             "buffer.memory" => self.buffer_memory = parse_int(key, value, 0, i64::MAX)?,
             "enable.idempotence" => self.enable_idempotence = Some(parse_bool(key, value)?),
             "transactional.id" => {
-                return Err(ClientError::config(
-                    key,
-                    "transactions are not supported by this client yet",
-                ));
+                self.transactional_id = Some(value.to_string()).filter(|v| !v.trim().is_empty())
+            }
+            "transaction.timeout.ms" => {
+                self.transaction_timeout = parse_ms(key, value, 1)?;
+                if self.transaction_timeout.as_millis() > i32::MAX as u128 {
+                    return Err(ClientError::config(key, "larger than 2147483647"));
+                }
             }
             "security.protocol" => {
                 if !value.trim().eq_ignore_ascii_case("PLAINTEXT") {
@@ -600,6 +611,14 @@ impl ClientConfig {
                 ));
             }
         }
+        // Java's `ProducerConfig.postProcessAndValidateIdempotenceConfigs`, after the checks
+        // above (which may have turned idempotence off).
+        if self.transactional_id.is_some() && !self.idempotence() {
+            return Err(ClientError::config(
+                "transactional.id",
+                "Cannot set a transactional.id without also enabling idempotence.",
+            ));
+        }
         if self.retry_backoff_max < self.retry_backoff {
             return Err(ClientError::config(
                 "retry.backoff.max.ms",
@@ -679,6 +698,16 @@ impl ClientConfig {
     /// `max.in.flight.requests.per.connection` by [`ClientConfig::validate`]).
     pub fn with_idempotence(mut self, enabled: bool) -> Self {
         self.enable_idempotence = Some(enabled);
+        self
+    }
+    /// `transactional.id`: the producer becomes transactional (idempotence is required).
+    pub fn with_transactional_id(mut self, id: impl Into<String>) -> Self {
+        self.transactional_id = Some(id.into()).filter(|v| !v.trim().is_empty());
+        self
+    }
+    /// `transaction.timeout.ms`.
+    pub fn with_transaction_timeout(mut self, t: Duration) -> Self {
+        self.transaction_timeout = t;
         self
     }
     pub fn with_max_in_flight_requests_per_connection(mut self, n: u32) -> Self {
@@ -793,6 +822,14 @@ impl ClientConfig {
                 && self.retries > 0
                 && self.max_in_flight_requests_per_connection <= MAX_IN_FLIGHT_IDEMPOTENT,
         )
+    }
+    /// `transactional.id`, when the producer is transactional.
+    pub fn transactional_id(&self) -> Option<&str> {
+        self.transactional_id.as_deref()
+    }
+    /// `transaction.timeout.ms` (default 60 s).
+    pub fn transaction_timeout(&self) -> Duration {
+        self.transaction_timeout
     }
     pub fn fetch_min_bytes(&self) -> i32 {
         self.fetch_min_bytes
@@ -1128,6 +1165,36 @@ mod tests {
         assert!(!c(&[("max.in.flight.requests.per.connection", "6")]).idempotence());
         assert!(!c(&[("enable.idempotence", "false")]).idempotence());
         assert!(c(&[("enable.idempotence", "true"), ("acks", "all")]).idempotence());
+    }
+
+    #[test]
+    fn a_transactional_id_needs_idempotence() {
+        let base = [("bootstrap.servers", "h:1"), ("transactional.id", "tx-1")];
+        let c = ClientConfig::from_properties(&props(&base)).unwrap();
+        assert_eq!(c.transactional_id(), Some("tx-1"));
+        assert!(c.idempotence());
+        assert_eq!(c.transaction_timeout(), Duration::from_secs(60));
+        let with = |extra: (&'static str, &'static str)| {
+            let mut all = base.to_vec();
+            all.push(extra);
+            err(&all)
+        };
+        let refused = "invalid configuration `transactional.id`: Cannot set a transactional.id \
+                       without also enabling idempotence.";
+        assert_eq!(with(("enable.idempotence", "false")), refused);
+        // Idempotence turned off implicitly by acks=1 is refused the same way (Java's rule).
+        assert_eq!(with(("acks", "1")), refused);
+        let c = ClientConfig::from_properties(&props(&[
+            ("bootstrap.servers", "h:1"),
+            ("transaction.timeout.ms", "5000"),
+        ]))
+        .unwrap();
+        assert_eq!(c.transaction_timeout(), Duration::from_secs(5));
+        assert_eq!(c.transactional_id(), None);
+        let built = ClientConfig::new("h:1")
+            .with_transactional_id("tx")
+            .with_idempotence(false);
+        assert!(built.validate().is_err());
     }
 
     #[test]

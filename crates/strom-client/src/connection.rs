@@ -188,6 +188,11 @@ impl Connection {
         self.shared.lock().closed.is_none()
     }
 
+    /// `request.timeout.ms` as the connection was opened with.
+    pub(crate) fn request_timeout(&self) -> Duration {
+        self.request_timeout
+    }
+
     /// The versions of `api` the broker advertised, if any.
     pub(crate) fn broker_versions(&self, api: ApiKey) -> Option<VersionRange> {
         self.versions.get(&(api as i16)).copied()

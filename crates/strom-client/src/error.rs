@@ -81,6 +81,20 @@ pub enum ClientError {
     /// not be obtained); every later send fails with it.
     #[error("the producer failed: {0}")]
     Fatal(Box<ClientError>),
+    /// A transactional call made in a state that does not allow it: `send` outside a
+    /// transaction, `begin_transaction` twice, a commit before `init_transactions` (Java's
+    /// `IllegalStateException`).
+    #[error("{0}")]
+    IllegalState(String),
+    /// The current transaction hit an error (a batch failed for good, offsets could not be
+    /// committed): it cannot be committed, only aborted with `abort_transaction`, after which
+    /// a new one may begin (Java's abortable errors).
+    #[error("the transaction must be aborted: {0}")]
+    Abortable(Box<ClientError>),
+    /// A record of a transaction that was aborted before the record was sent (Java's
+    /// `TransactionAbortedException`).
+    #[error("Failing batch since transaction was aborted")]
+    TransactionAborted,
     /// The producer or consumer was closed.
     #[error("the client is closed")]
     Closed,
@@ -95,6 +109,9 @@ impl ClientError {
             Self::Connect { .. } | Self::Io { .. } | Self::Disconnected { .. } => true,
             Self::Timeout { .. } | Self::BufferExhausted { .. } => true,
             Self::Fatal(_)
+            | Self::IllegalState(_)
+            | Self::Abortable(_)
+            | Self::TransactionAborted
             | Self::Protocol(_)
             | Self::UnsupportedVersion { .. }
             | Self::Config { .. }
@@ -108,7 +125,7 @@ impl ClientError {
     pub fn code(&self) -> Option<ErrorCode> {
         match self {
             Self::Kafka { code, .. } => Some(*code),
-            Self::Fatal(inner) => inner.code(),
+            Self::Fatal(inner) | Self::Abortable(inner) => inner.code(),
             _ => None,
         }
     }

@@ -4,7 +4,9 @@
 //!   sticky for null keys), per-partition batching (`batch.size`, `linger.ms`), compression,
 //!   `acks`, retries with backoff; idempotent by default (exactly once and in order per
 //!   partition across retries, up to 5 requests in flight); `buffer.memory` back-pressure
-//!   ([`Producer::queue`]); [`ProducerInterceptor`]s.
+//!   ([`Producer::queue`]); [`ProducerInterceptor`]s; transactions with `transactional.id`
+//!   ([`Producer::init_transactions`], `begin_transaction`, `send_offsets_to_transaction`,
+//!   `commit_transaction`, `abort_transaction`), fenced and aborted like Java's.
 //! - [`Consumer`]: consume assigned partitions from an offset, the start or the end, or
 //!   `subscribe` (topics or a pattern) as a member of a consumer group (`group.id`, classic
 //!   protocol, assignors range, roundrobin, sticky, cooperative-sticky or your own
@@ -90,10 +92,11 @@
 //! # }
 //! ```
 //!
-//! Known limitations: record headers go through `kafka-protocol`'s `IndexMap`, so two headers
-//! with the same key collapse into one (the last value wins) when producing and when
-//! consuming. Transactions are not implemented yet; the group consumer speaks the classic
-//! protocol only (not KIP-848's `group.protocol=consumer`).
+//! Known limitations: two record headers with the same key collapse into one (the last
+//! value wins) when producing and when consuming (consumed records go through
+//! `kafka-protocol`'s `IndexMap`). The transactional producer speaks transactions v1 (no
+//! KIP-890 part 2) and does not abort a transaction left open when every handle is dropped
+//! without `close` (the coordinator aborts it after `transaction.timeout.ms`).
 
 pub mod admin;
 mod cluster;
@@ -132,7 +135,7 @@ pub use group_protocol::{ConsumerAssignment, ConsumerSubscription};
 pub use interceptor::{ConsumerInterceptor, ProducerInterceptor};
 pub use offsets::OffsetAndTimestamp;
 pub use producer::partitioner::{Partitioner, RoundRobinPartitioner};
-pub use producer::{DeliveryFuture, Producer};
+pub use producer::{ConsumerGroupMetadata, DeliveryFuture, Producer};
 pub use record::{
     ConsumerRecord, Header, ProducerRecord, RecordMetadata, TimestampType, TopicPartition,
 };

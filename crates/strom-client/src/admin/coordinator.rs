@@ -19,7 +19,7 @@ use tokio::time::Instant;
 use tracing::debug;
 
 use super::Admin;
-use crate::cluster::Node;
+use crate::cluster::{Cluster, Node};
 use crate::connection::Connection;
 use crate::error::{ClientError, Result};
 
@@ -54,7 +54,7 @@ impl CoordinatorKey<'_> {
 pub(crate) struct CoordinatorCache(Mutex<HashMap<(i8, String), Node>>);
 
 impl CoordinatorCache {
-    fn get(&self, key: CoordinatorKey<'_>) -> Option<Node> {
+    pub(crate) fn get(&self, key: CoordinatorKey<'_>) -> Option<Node> {
         self.0
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -62,14 +62,14 @@ impl CoordinatorCache {
             .cloned()
     }
 
-    fn put(&self, key: CoordinatorKey<'_>, node: Node) {
+    pub(crate) fn put(&self, key: CoordinatorKey<'_>, node: Node) {
         self.0
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(key.cache_key(), node);
     }
 
-    fn forget(&self, key: CoordinatorKey<'_>) {
+    pub(crate) fn forget(&self, key: CoordinatorKey<'_>) {
         self.0
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -114,56 +114,9 @@ impl Admin {
         Ok(node)
     }
 
-    /// One FindCoordinator round trip (batched keys from v4 on).
+    /// One FindCoordinator round trip.
     async fn lookup_coordinator(&self, of: CoordinatorKey<'_>) -> Result<Node> {
-        let group = of.id();
-        let conn = self.cluster.any_connection().await?;
-        let version = conn.version::<FindCoordinatorRequest>(None)?;
-        let key = StrBytes::from_string(group.to_string());
-        let request = if version >= 4 {
-            FindCoordinatorRequest::default()
-                .with_key_type(of.key_type())
-                .with_coordinator_keys(vec![key])
-        } else {
-            FindCoordinatorRequest::default()
-                .with_key_type(of.key_type())
-                .with_key(key)
-        };
-        let response = conn
-            .call_at(&request, version, self.cluster.config().request_timeout())
-            .await?;
-        let (code, message, node_id, host, port) = if version >= 4 {
-            let c = response
-                .coordinators
-                .into_iter()
-                .find(|c| c.key.as_str() == group)
-                .ok_or_else(|| {
-                    ClientError::Protocol(format!(
-                        "the FindCoordinator response has no answer for '{group}'"
-                    ))
-                })?;
-            (c.error_code, c.error_message, c.node_id, c.host, c.port)
-        } else {
-            (
-                response.error_code,
-                response.error_message,
-                response.node_id,
-                response.host,
-                response.port,
-            )
-        };
-        if let Some(code) = ErrorCode::try_from_code(code) {
-            return Err(ClientError::kafka_described(
-                code,
-                message.map(|m| m.to_string()),
-            ));
-        }
-        Ok(Node {
-            id: node_id.0,
-            host: host.to_string(),
-            port,
-            rack: None,
-        })
+        lookup_coordinator(&self.cluster, of).await
     }
 
     /// The cached coordinator of `key`, or a fresh lookup.
@@ -229,4 +182,57 @@ impl Admin {
             }
         }
     }
+}
+
+/// One FindCoordinator round trip to any broker (batched keys from v4 on); the producer's
+/// transactional calls use it too.
+pub(crate) async fn lookup_coordinator(cluster: &Cluster, of: CoordinatorKey<'_>) -> Result<Node> {
+    let group = of.id();
+    let conn = cluster.any_connection().await?;
+    let version = conn.version::<FindCoordinatorRequest>(None)?;
+    let key = StrBytes::from_string(group.to_string());
+    let request = if version >= 4 {
+        FindCoordinatorRequest::default()
+            .with_key_type(of.key_type())
+            .with_coordinator_keys(vec![key])
+    } else {
+        FindCoordinatorRequest::default()
+            .with_key_type(of.key_type())
+            .with_key(key)
+    };
+    let response = conn
+        .call_at(&request, version, cluster.config().request_timeout())
+        .await?;
+    let (code, message, node_id, host, port) = if version >= 4 {
+        let c = response
+            .coordinators
+            .into_iter()
+            .find(|c| c.key.as_str() == group)
+            .ok_or_else(|| {
+                ClientError::Protocol(format!(
+                    "the FindCoordinator response has no answer for '{group}'"
+                ))
+            })?;
+        (c.error_code, c.error_message, c.node_id, c.host, c.port)
+    } else {
+        (
+            response.error_code,
+            response.error_message,
+            response.node_id,
+            response.host,
+            response.port,
+        )
+    };
+    if let Some(code) = ErrorCode::try_from_code(code) {
+        return Err(ClientError::kafka_described(
+            code,
+            message.map(|m| m.to_string()),
+        ));
+    }
+    Ok(Node {
+        id: node_id.0,
+        host: host.to_string(),
+        port,
+        rack: None,
+    })
 }

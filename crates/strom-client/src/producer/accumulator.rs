@@ -717,6 +717,29 @@ impl Accumulator {
             .collect()
     }
 
+    /// Removes every queued batch that was never sent (an aborted transaction); retries of
+    /// sent batches stay.
+    pub(crate) fn take_undrained(&mut self) -> Vec<Batch> {
+        let mut taken = Vec::new();
+        for q in &mut self.queues {
+            if q.batches.iter().any(|b| !b.drained) {
+                let (keep, take): (VecDeque<Batch>, VecDeque<Batch>) =
+                    q.batches.drain(..).partition(|b| b.drained);
+                q.batches = keep;
+                taken.extend(take);
+            }
+        }
+        taken
+    }
+
+    /// The partitions with batches queued.
+    pub(crate) fn queued_partitions(&self) -> impl Iterator<Item = &TopicPartition> {
+        self.queues
+            .iter()
+            .filter(|q| !q.batches.is_empty())
+            .map(|q| &q.tp)
+    }
+
     /// Keeps the queue's front batch from being sent before `until` (no leader known yet).
     pub(crate) fn delay_front(&mut self, queue: usize, until: Instant) {
         if let Some(batch) = self.queues[queue].batches.front_mut() {
@@ -904,6 +927,7 @@ mod tests {
         batch.sequence = Some(BatchSequence {
             producer: super::super::idempotence::ProducerIdAndEpoch { id: 1, epoch: 0 },
             base: 10,
+            transactional: false,
         });
         let reserved = batch.reserved;
         let records = batch.records(CompressionType::Lz4).unwrap();

@@ -114,6 +114,7 @@ fn finish(mut buf: BytesMut, fields: HeaderFields, codec: Compression) -> Result
     let (producer_id, producer_epoch, base_sequence) = fields
         .sequence
         .map_or((-1, -1, -1), |s| (s.producer.id, s.producer.epoch, s.base));
+    let transactional = fields.sequence.is_some_and(|s| s.transactional);
     let count = i32::try_from(fields.count).unwrap_or(i32::MAX);
     let length = i32::try_from(buf.len() - 12)
         .map_err(|_| ClientError::Protocol("record batch too large".into()))?;
@@ -123,7 +124,7 @@ fn finish(mut buf: BytesMut, fields: HeaderFields, codec: Compression) -> Result
     header.put_i32(-1);
     header.put_i8(2);
     header.put_u32(0);
-    header.put_i16(attributes(codec));
+    header.put_i16(attributes(codec) | if transactional { TRANSACTIONAL } else { 0 });
     header.put_i32(count - 1);
     header.put_i64(fields.base_timestamp);
     header.put_i64(fields.max_timestamp);
@@ -228,7 +229,11 @@ fn codec(compression: CompressionType) -> Compression {
     }
 }
 
-/// Batch attributes: the codec in bits 0-2, create time, not transactional.
+/// Attribute bit 4: the batch belongs to a transaction.
+const TRANSACTIONAL: i16 = 0x10;
+
+/// Batch attributes: the codec in bits 0-2, create time (bit 4, transactional, is added by
+/// the caller).
 fn attributes(codec: Compression) -> i16 {
     match codec {
         Compression::None => 0,
@@ -337,6 +342,11 @@ mod tests {
             let sequence = BatchSequence {
                 producer: ProducerIdAndEpoch { id: 7, epoch: 3 },
                 base: 41,
+                // Every other codec in a transaction: the bit must survive compression.
+                transactional: matches!(
+                    compression,
+                    CompressionType::Gzip | CompressionType::Snappy
+                ),
             };
             let mut bytes = encode(&records, Some(sequence), compression);
             let header = strom_protocol::batch::BatchHeader::parse(&bytes).unwrap();
@@ -354,6 +364,7 @@ mod tests {
                 assert_eq!(d.producer_id, 7);
                 assert_eq!(d.producer_epoch, 3);
                 assert_eq!(d.sequence, 41 + i as i32);
+                assert_eq!(d.transactional, sequence.transactional);
                 assert_eq!(again[i].timestamp, r.ts);
                 assert_eq!(again[i].value.as_ref(), Some(&r.value));
             }
@@ -378,6 +389,7 @@ mod tests {
         let mut bytes = encode(&records, None, CompressionType::None);
         let decoded = RecordBatchDecoder::decode(&mut bytes).unwrap().records;
         assert_eq!(decoded[0].producer_id, -1);
+        assert!(!decoded[0].transactional);
         assert_eq!(decoded[0].sequence, -1);
     }
 }

@@ -17,6 +17,7 @@ use tokio::time::Instant;
 use super::accumulator::{Accumulator, Appended, Completion, NewRecord};
 use super::encode::RecordFields;
 use super::partitioner::{Partitioner, next_sticky, partition_for_key};
+use super::transaction::TxnManager;
 use crate::cluster::Metadata;
 use crate::error::ClientError;
 use crate::record::{ProducerRecord, TopicPartition};
@@ -84,6 +85,9 @@ pub(crate) struct Front {
     /// A record's topic has no metadata: the sender should refresh.
     pub(crate) metadata_wanted: bool,
     partitioner: Option<Arc<dyn Partitioner>>,
+    /// The transaction state of a transactional producer: `send` checks it, the sender task
+    /// adds partitions to the transaction before it drains their batches.
+    pub(crate) txn: Option<TxnManager>,
 }
 
 impl std::fmt::Debug for Front {
@@ -102,6 +106,7 @@ impl Front {
         accumulator: Accumulator,
         metadata: Arc<Metadata>,
         partitioner: Option<Arc<dyn Partitioner>>,
+        txn: Option<TxnManager>,
     ) -> Self {
         Self {
             accumulator,
@@ -116,6 +121,7 @@ impl Front {
             fatal: None,
             metadata_wanted: false,
             partitioner,
+            txn,
         }
     }
 
@@ -126,6 +132,9 @@ impl Front {
         }
         if let Some(e) = &self.fatal {
             let e = e.clone();
+            return Sent::Refused(record, e);
+        }
+        if let Some(e) = self.txn.as_ref().and_then(TxnManager::refuse_send) {
             return Sent::Refused(record, e);
         }
         let seq = self.next_seq;
@@ -275,6 +284,20 @@ impl Front {
             }
         }
         failed
+    }
+
+    /// Removes every record waiting for its topic's metadata (an aborted transaction), with
+    /// the partition to report.
+    pub(crate) fn take_waiting(&mut self) -> Vec<(WaitingRecord, i32)> {
+        let mut taken = Vec::new();
+        for (_, waiting) in std::mem::take(&mut self.waiting) {
+            for w in waiting.records {
+                self.accumulator.outstanding.remove(w.seq);
+                let partition = w.record.partition.unwrap_or(-1);
+                taken.push((w, partition));
+            }
+        }
+        taken
     }
 
     /// The route of `topic` for the current metadata, `None` while it has no partitions.

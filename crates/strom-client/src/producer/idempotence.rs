@@ -18,6 +18,10 @@
 //!                            are renumbered from 0 under the new id/epoch
 //! ```
 //!
+//! A transactional producer gets its id and epoch from `init_transactions` instead (see
+//! [`super::transaction`]); it never re-initialises on its own: a partition that needs a reset
+//! fails the transaction, and the epoch is bumped when that transaction is aborted.
+//!
 //! A partition whose sequences belong to an older id/epoch (another partition asked for the
 //! new one) keeps retrying its already-numbered batches under the old id, which the broker
 //! still knows, and moves to the new id when it has nothing numbered left.
@@ -25,11 +29,13 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use strom_protocol::ErrorCode;
+use strom_protocol::messages::{InitProducerIdRequest, ProducerId, TransactionalId};
+use strom_protocol::{ErrorCode, StrBytes};
 use tokio::time::Instant;
 
 use super::accumulator::Batch;
-use crate::error::ClientError;
+use crate::connection::Connection;
+use crate::error::{ClientError, Result};
 use crate::record::TopicPartition;
 
 /// A producer id and epoch, as InitProducerId returns them.
@@ -44,6 +50,8 @@ pub(crate) struct ProducerIdAndEpoch {
 pub(crate) struct BatchSequence {
     pub(crate) producer: ProducerIdAndEpoch,
     pub(crate) base: i32,
+    /// Written by a transactional producer: the batch header's transactional bit.
+    pub(crate) transactional: bool,
 }
 
 /// What to do with a batch that came back with an idempotence error.
@@ -97,13 +105,17 @@ pub(crate) struct Idempotence {
     init_fresh: bool,
     fatal: Option<ClientError>,
     partitions: HashMap<TopicPartition, PartitionSequence>,
+    /// The id and epoch come from `init_transactions`, never from this module's own
+    /// InitProducerId.
+    transactional: bool,
 }
 
 impl Idempotence {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(transactional: bool) -> Self {
         Self {
+            transactional,
             current: None,
-            init_wanted: true,
+            init_wanted: !transactional,
             init_in_flight: false,
             init_failures: 0,
             init_not_before: Instant::now(),
@@ -119,8 +131,26 @@ impl Idempotence {
 
     /// When an InitProducerId should be sent (`None`: not wanted or already in flight).
     pub(crate) fn init_due(&self) -> Option<Instant> {
-        (self.init_wanted && !self.init_in_flight && self.fatal.is_none())
+        (self.init_wanted && !self.init_in_flight && self.fatal.is_none() && !self.transactional)
             .then_some(self.init_not_before)
+    }
+
+    /// A transactional producer got a new id or epoch (`init_transactions`, or the epoch bump
+    /// after an abort): every partition's sequences start again from 0.
+    pub(crate) fn set_producer(&mut self, producer: ProducerIdAndEpoch) {
+        tracing::debug!(
+            id = producer.id,
+            epoch = producer.epoch,
+            "transactional producer id"
+        );
+        self.current = Some(producer);
+        self.init_wanted = false;
+        self.partitions.clear();
+    }
+
+    /// A transactional producer's sequences need a new epoch (Java's `epochBumpRequired`).
+    pub(crate) fn reset_wanted(&self) -> bool {
+        self.transactional && self.init_wanted
     }
 
     /// Marks an InitProducerId as sent; returns the id/epoch to send along (KIP-360), if any.
@@ -226,6 +256,7 @@ impl Idempotence {
         batch.sequence = Some(BatchSequence {
             producer: p.producer,
             base: p.next,
+            transactional: self.transactional,
         });
         p.next = increment_sequence(p.next, record_count(batch));
     }
@@ -286,6 +317,43 @@ impl Idempotence {
 
 fn record_count(batch: &Batch) -> i32 {
     i32::try_from(batch.len()).unwrap_or(i32::MAX)
+}
+
+/// One InitProducerId round trip on `conn`: for a transactional id (at its coordinator) or
+/// for a plain idempotent producer (any broker; Java then sends a timeout of `i32::MAX`). With
+/// `current` the producer asks to keep its id with a new epoch (KIP-360, v3+).
+pub(crate) async fn init_producer_id(
+    conn: &Connection,
+    transactional_id: Option<&str>,
+    transaction_timeout: Duration,
+    current: Option<ProducerIdAndEpoch>,
+    request_timeout: Duration,
+) -> Result<ProducerIdAndEpoch> {
+    let version = conn.version::<InitProducerIdRequest>(None)?;
+    let mut request = InitProducerIdRequest::default()
+        .with_transactional_id(
+            transactional_id.map(|id| TransactionalId(StrBytes::from_string(id.to_string()))),
+        )
+        .with_transaction_timeout_ms(
+            i32::try_from(transaction_timeout.as_millis()).unwrap_or(i32::MAX),
+        );
+    if version >= 3 {
+        let (id, epoch) = current.map_or((-1, -1), |c| (c.id, c.epoch));
+        request = request
+            .with_producer_id(ProducerId(id))
+            .with_producer_epoch(epoch);
+    }
+    let response = conn.call_at(&request, version, request_timeout).await?;
+    ClientError::check(response.error_code, None)?;
+    if response.producer_id.0 < 0 {
+        return Err(ClientError::Protocol(
+            "InitProducerId answered without a producer id".into(),
+        ));
+    }
+    Ok(ProducerIdAndEpoch {
+        id: response.producer_id.0,
+        epoch: response.producer_epoch,
+    })
 }
 
 #[cfg(test)]

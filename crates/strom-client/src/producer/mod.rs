@@ -2,7 +2,9 @@
 //! `acks`), records are partitioned like Kafka's Java client, batched per partition and sent by
 //! one background task. Idempotent by default, as Java's client since Kafka 3.0: each batch
 //! carries a producer id, epoch and sequence so that retries are written exactly once and in
-//! order (see [`idempotence`]'s module docs).
+//! order (see [`idempotence`]'s module docs). With `transactional.id` it is transactional:
+//! records go out in transactions that commit or abort as a whole, with consumer offsets
+//! (see [`transaction`]'s module docs).
 //!
 //! ```text
 //!  Producer::send ── under the producer's lock (`front`): partition (murmur2 / sticky /
@@ -34,6 +36,7 @@ mod front;
 mod idempotence;
 pub mod partitioner;
 mod sender;
+mod transaction;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -45,6 +48,7 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
 
+use crate::admin::coordinator::CoordinatorCache;
 use crate::cluster::Cluster;
 use crate::config::ClientConfig;
 use crate::error::{ClientError, Result};
@@ -52,6 +56,8 @@ use crate::interceptor::{ProducerInterceptor, ProducerInterceptors};
 use crate::record::{ProducerRecord, RecordMetadata};
 use accumulator::{Accumulator, BATCH_OVERHEAD, Completion, estimate_record_size};
 use front::{Front, Sent};
+pub use transaction::ConsumerGroupMetadata;
+use transaction::TxnManager;
 
 pub(crate) enum Command {
     /// Complete once every record with a sequence number below `upto` is done.
@@ -82,6 +88,11 @@ pub struct Producer {
     buffer_memory: u64,
     max_block: Duration,
     interceptors: ProducerInterceptors,
+    /// For the transactional calls, which talk to coordinators from the caller's task.
+    cluster: Arc<Cluster>,
+    /// Transaction and group coordinators, shared with the sender task (AddPartitionsToTxn).
+    coordinators: Arc<CoordinatorCache>,
+    transaction_timeout: Duration,
 }
 
 impl std::fmt::Debug for Command {
@@ -118,12 +129,18 @@ impl Producer {
             usize::try_from(config.max_in_flight_requests_per_connection()).unwrap_or(usize::MAX),
         );
         let partitioner = config.partitioner().cloned();
+        let transaction_timeout = config.transaction_timeout();
+        let txn = config
+            .transactional_id()
+            .map(|id| TxnManager::new(id.to_string()));
         let cluster = Cluster::connect(config, true).await?;
         let front = Arc::new(Mutex::new(Front::new(
             accumulator,
             cluster.snapshot(),
             partitioner,
+            txn,
         )));
+        let coordinators = Arc::new(CoordinatorCache::default());
         let wake = Arc::new(Notify::new());
         let (tx, rx) = mpsc::unbounded_channel();
         let permits = usize::try_from(buffer_memory)
@@ -132,13 +149,14 @@ impl Producer {
         let memory = Arc::new(Semaphore::new(permits));
         let interceptors = ProducerInterceptors::new(interceptors);
         tokio::spawn(sender::run(
-            cluster,
+            cluster.clone(),
             rx,
             sender::Shared {
                 interceptors: interceptors.clone(),
                 memory: memory.clone(),
                 front: front.clone(),
                 wake: wake.clone(),
+                coordinators: coordinators.clone(),
             },
         ));
         Ok(Producer {
@@ -150,6 +168,9 @@ impl Producer {
             buffer_memory,
             max_block,
             interceptors,
+            cluster,
+            coordinators,
+            transaction_timeout,
         })
     }
 
@@ -303,8 +324,10 @@ impl Producer {
     }
 
     /// Delivers everything queued, then stops the sender task. Later sends fail with
-    /// [`ClientError::Closed`].
+    /// [`ClientError::Closed`]. A transactional producer first aborts the transaction it has
+    /// open, as Java's does.
     pub async fn close(&self) -> Result<()> {
+        self.abort_on_close().await;
         self.front().closing = true;
         let (done, rx) = oneshot::channel();
         if self.commands.send(Command::Close { done }).is_err() {

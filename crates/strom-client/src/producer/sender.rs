@@ -7,6 +7,12 @@
 //! `max.in.flight.requests.per.connection` requests per broker); then, without the lock, it
 //! sends them, publishes outcomes, answers flushes and gives the memory of completed records
 //! back to `buffer.memory`.
+//!
+//! For a transactional producer the drain also gates on the transaction: a partition's
+//! batches wait until the partition is in the transaction; the partitions each round finds
+//! waiting go in one AddPartitionsToTxn (one at a time, retried with backoff), whose answer
+//! opens the gate. While a transaction aborts (or can only be aborted) the batches never
+//! sent are failed instead of drained.
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -16,7 +22,7 @@ use std::time::Duration;
 use strom_protocol::ErrorCode;
 use strom_protocol::StrBytes;
 use strom_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use strom_protocol::messages::{InitProducerIdRequest, ProduceRequest, ProducerId, TopicName};
+use strom_protocol::messages::{ProduceRequest, TopicName, TransactionalId};
 use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
 use tokio::time::Instant;
 use tracing::{debug, warn};
@@ -26,6 +32,8 @@ use super::Command;
 use super::accumulator::{Accumulator, Batch, PerRecord};
 use super::front::{Front, WaitingRecord};
 use super::idempotence::{Idempotence, ProducerIdAndEpoch, Verdict};
+use super::transaction::{TxnManager, add_partitions};
+use crate::admin::coordinator::CoordinatorCache;
 use crate::cluster::{Cluster, Topics};
 use crate::config::{Acks, ClientConfig};
 use crate::connection::Connection;
@@ -33,12 +41,19 @@ use crate::error::{ClientError, Result};
 use crate::interceptor::ProducerInterceptors;
 use crate::record::{RecordMetadata, TopicPartition};
 
+type AddResult = Result<Vec<(TopicPartition, Option<ClientError>)>>;
+
 /// Highest Produce version that addresses topics by name; v13 uses topic ids.
 const LAST_PRODUCE_VERSION_BY_NAME: i16 = 12;
 
 enum Event {
     Metadata(Result<()>),
     ProducerId(Result<ProducerIdAndEpoch>),
+    /// The answer to an AddPartitionsToTxn.
+    PartitionsAdded {
+        partitions: Vec<TopicPartition>,
+        result: AddResult,
+    },
     Produced {
         node: i32,
         batches: Vec<Batch>,
@@ -77,6 +92,7 @@ struct Sender {
     /// `buffer.memory`; completed records' bytes go back to it once per loop iteration.
     memory: Arc<Semaphore>,
     to_release: usize,
+    coordinators: Arc<CoordinatorCache>,
 }
 
 /// What the sender task shares with the `Producer` handles.
@@ -85,6 +101,7 @@ pub(super) struct Shared {
     pub(super) memory: Arc<Semaphore>,
     pub(super) front: Arc<Mutex<Front>>,
     pub(super) wake: Arc<Notify>,
+    pub(super) coordinators: Arc<CoordinatorCache>,
 }
 
 pub(super) async fn run(
@@ -97,7 +114,10 @@ pub(super) async fn run(
     let max_in_flight =
         usize::try_from(config.max_in_flight_requests_per_connection()).unwrap_or(usize::MAX);
     let mut sender = Sender {
-        idempotence: config.idempotence().then(Idempotence::new),
+        idempotence: config
+            .idempotence()
+            .then(|| Idempotence::new(config.transactional_id().is_some())),
+        coordinators: shared.coordinators,
         in_flight: HashMap::new(),
         dispatchers: HashMap::new(),
         max_in_flight,
@@ -223,6 +243,12 @@ impl Sender {
                     idempotence.init_finished(result, |attempt| cluster.backoff(attempt));
                 }
             }
+            Event::PartitionsAdded { partitions, result } => {
+                let cluster = &self.cluster;
+                if let Some(txn) = lock(&self.front).txn.as_mut() {
+                    txn.add_finished(partitions, result, |attempt| cluster.backoff(attempt));
+                }
+            }
             Event::Produced {
                 node,
                 batches,
@@ -251,6 +277,9 @@ impl Sender {
                     Err(e) => self.batch_failed(&mut front.accumulator, batch, e),
                 };
                 if let Some((batch, result)) = outcome {
+                    if let (Some(txn), Err(e)) = (front.txn.as_mut(), &result) {
+                        txn.batch_failed(e);
+                    }
                     front.accumulator.finished(batch.queue);
                     front.accumulator.done(&batch);
                     if let Some(idempotence) = &mut self.idempotence {
@@ -354,8 +383,19 @@ impl Sender {
         let now = Instant::now();
         let front = self.front.clone();
         let mut front = lock(&front);
+        if let Some(txn) = front.txn.as_mut() {
+            if let Some(producer) = txn.take_new_producer()
+                && let Some(idempotence) = &mut self.idempotence
+            {
+                idempotence.set_producer(producer);
+            }
+            txn.epoch_bump_needed = self
+                .idempotence
+                .as_ref()
+                .is_some_and(Idempotence::reset_wanted);
+        }
         front.set_metadata(self.cluster.snapshot());
-        let failed_waiting = front.route_waiting(now, self.config.max_block());
+        let mut failed_waiting = front.route_waiting(now, self.config.max_block());
         if std::mem::take(&mut front.metadata_wanted) {
             self.metadata_wanted = true;
         }
@@ -374,14 +414,54 @@ impl Sender {
                 failed.push((batch, error));
             }
         }
-        if let Some(fatal) = self.idempotence.as_ref().and_then(|i| i.fatal().cloned()) {
+        let fatal = self
+            .idempotence
+            .as_ref()
+            .and_then(|i| i.fatal().cloned())
+            .or_else(|| front.txn.as_ref().and_then(|t| t.fatal_error().cloned()));
+        if let Some(fatal) = fatal {
             front.fatal = Some(fatal.clone());
             for batch in front.accumulator.take_all_queued() {
                 front.accumulator.done(&batch);
                 failed.push((batch, fatal.clone()));
             }
+        } else if let Some(error) = front.txn.as_ref().and_then(TxnManager::undrained_error) {
+            for batch in front.accumulator.take_undrained() {
+                front.accumulator.done(&batch);
+                failed.push((batch, error.clone()));
+            }
+            for (waiting, partition) in front.take_waiting() {
+                failed_waiting.push((waiting, error.clone(), partition));
+            }
         }
-        let requests = self.take_ready(&mut front.accumulator, now);
+        let mut add_request = None;
+        {
+            let Front {
+                accumulator, txn, ..
+            } = &mut *front;
+            if let Some(txn) = txn.as_mut() {
+                for (_, error) in &failed {
+                    txn.batch_failed(error);
+                }
+                for (_, error, _) in &failed_waiting {
+                    txn.batch_failed(error);
+                }
+                if txn.adds_partitions() {
+                    for tp in accumulator.queued_partitions() {
+                        txn.want(tp);
+                    }
+                    add_request = txn
+                        .take_add_request(now)
+                        .map(|(producer, partitions)| (txn.id.clone(), producer, partitions));
+                }
+            }
+        }
+        let requests = {
+            let Front {
+                accumulator, txn, ..
+            } = &mut *front;
+            self.take_ready(accumulator, txn.as_ref(), now)
+        };
         if front.has_topics()
             && self
                 .cluster
@@ -395,8 +475,10 @@ impl Sender {
         let topics = if refresh { front.topics() } else { Vec::new() };
         let mut answered = Vec::new();
         let outstanding = &front.accumulator.outstanding;
+        // A commit or abort flushes first: its EndTxn must not overtake an AddPartitionsToTxn.
+        let adding = front.txn.as_ref().is_some_and(TxnManager::adding);
         self.flushes.retain_mut(|(upto, done)| {
-            if outstanding.any_below(*upto) {
+            if adding || outstanding.any_below(*upto) {
                 return true;
             }
             let (placeholder, _) = oneshot::channel();
@@ -418,6 +500,9 @@ impl Sender {
         for (node, batches) in requests {
             *self.in_flight.entry(node).or_default() += 1;
             self.dispatch(node, batches);
+        }
+        if let Some((id, producer, partitions)) = add_request {
+            self.spawn_add_partitions(id, producer, partitions);
         }
         if self
             .idempotence
@@ -442,14 +527,16 @@ impl Sender {
     fn take_ready(
         &mut self,
         accumulator: &mut Accumulator,
+        txn: Option<&TxnManager>,
         now: Instant,
     ) -> Vec<(i32, Vec<Batch>)> {
         let force = self.closing || !self.flushes.is_empty();
         let idempotence = &self.idempotence;
         let gate = |tp: &TopicPartition, front: &Batch, in_flight: usize| {
-            idempotence
-                .as_ref()
-                .is_none_or(|i| i.may_drain(tp, front, in_flight))
+            txn.is_none_or(|t| t.in_transaction(tp))
+                && idempotence
+                    .as_ref()
+                    .is_none_or(|i| i.may_drain(tp, front, in_flight))
         };
         let ready = accumulator.ready(now, force, &gate);
         if ready.is_empty() {
@@ -544,6 +631,23 @@ impl Sender {
         });
     }
 
+    /// Asks the transaction coordinator to add `partitions` to the transaction.
+    fn spawn_add_partitions(
+        &mut self,
+        id: String,
+        producer: ProducerIdAndEpoch,
+        partitions: Vec<TopicPartition>,
+    ) {
+        let cluster = self.cluster.clone();
+        let coordinators = self.coordinators.clone();
+        let events = self.events_tx.clone();
+        tokio::spawn(async move {
+            let result =
+                add_partitions(cluster, coordinators, id, producer, partitions.clone()).await;
+            let _ = events.send(Event::PartitionsAdded { partitions, result });
+        });
+    }
+
     fn spawn_metadata_refresh(&mut self, topics: Vec<String>) {
         self.metadata_wanted = false;
         self.metadata_in_flight = true;
@@ -560,13 +664,18 @@ impl Sender {
         let force = self.closing || !self.flushes.is_empty();
         let mut wakeup = now + Duration::from_secs(3600);
         let idempotence = &self.idempotence;
-        let gate = |tp: &TopicPartition, front: &Batch, in_flight: usize| {
-            idempotence
-                .as_ref()
-                .is_none_or(|i| i.may_drain(tp, front, in_flight))
-        };
         let has_topics = {
             let front = lock(&self.front);
+            let txn = front.txn.as_ref();
+            let gate = |tp: &TopicPartition, front: &Batch, in_flight: usize| {
+                txn.is_none_or(|t| t.in_transaction(tp))
+                    && idempotence
+                        .as_ref()
+                        .is_none_or(|i| i.may_drain(tp, front, in_flight))
+            };
+            if let Some(t) = txn.and_then(TxnManager::next_add_time) {
+                wakeup = wakeup.min(t);
+            }
             let accumulator = &front.accumulator;
             if let Some(t) = accumulator.next_ready_time(force, &gate) {
                 wakeup = wakeup.min(t);
@@ -717,6 +826,11 @@ async fn start_produce(
         .collect();
     let timeout_ms = i32::try_from(config.request_timeout().as_millis()).unwrap_or(i32::MAX);
     let request = ProduceRequest::default()
+        .with_transactional_id(
+            config
+                .transactional_id()
+                .map(|id| TransactionalId(StrBytes::from_string(id.to_string()))),
+        )
         .with_acks(config.acks().wire_value())
         .with_timeout_ms(timeout_ms)
         .with_topic_data(topic_data);
@@ -776,30 +890,7 @@ async fn init_producer_id(
     cluster: &Cluster,
     current: Option<ProducerIdAndEpoch>,
 ) -> Result<ProducerIdAndEpoch> {
-    let config = cluster.config();
     let conn = cluster.any_connection().await?;
-    let version = conn.version::<InitProducerIdRequest>(None)?;
-    let mut request = InitProducerIdRequest::default()
-        .with_transactional_id(None)
-        // What Java's client sends without a transactional id.
-        .with_transaction_timeout_ms(i32::MAX);
-    if version >= 3 {
-        let (id, epoch) = current.map_or((-1, -1), |c| (c.id, c.epoch));
-        request = request
-            .with_producer_id(ProducerId(id))
-            .with_producer_epoch(epoch);
-    }
-    let response = conn
-        .call_at(&request, version, config.request_timeout())
-        .await?;
-    ClientError::check(response.error_code, None)?;
-    if response.producer_id.0 < 0 {
-        return Err(ClientError::Protocol(
-            "InitProducerId answered without a producer id".into(),
-        ));
-    }
-    Ok(ProducerIdAndEpoch {
-        id: response.producer_id.0,
-        epoch: response.producer_epoch,
-    })
+    let timeout = cluster.config().request_timeout();
+    super::idempotence::init_producer_id(&conn, None, Duration::MAX, current, timeout).await
 }

@@ -664,3 +664,61 @@ async fn records_wait_for_their_topic_and_fail_when_it_never_comes() {
     assert!(started.elapsed() >= Duration::from_millis(500));
     producer.flush().await.unwrap();
 }
+
+/// Java's `send(record, callback)`: each callback runs once, in the partition's record order,
+/// without anyone awaiting the futures; a refused record's callback runs at once, and one
+/// added to a future that is already complete runs at once too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callbacks_run_once_per_record_in_order() {
+    let broker = TestBroker::start().await;
+    create_topic(&broker, "callbacks", 2).await;
+    let producer =
+        Producer::connect(ClientConfig::new(broker.bootstrap_servers()).with_batch_size(2_000))
+            .await
+            .unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    for i in 0..2_000 {
+        let seen = seen.clone();
+        let record = ProducerRecord::new("callbacks", format!("v{i}")).with_partition(i % 2);
+        drop(producer.send_with_callback(record, move |result| {
+            let m = result.expect("delivered");
+            seen.lock().unwrap().push((m.partition, m.offset));
+        }));
+    }
+    producer.flush().await.unwrap();
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2_000, "one call per record");
+    for p in 0..2 {
+        let offsets: Vec<i64> = seen
+            .iter()
+            .filter(|(q, _)| *q == p)
+            .map(|(_, o)| *o)
+            .collect();
+        assert_eq!(
+            offsets,
+            (0..1_000).collect::<Vec<_>>(),
+            "partition {p} in order"
+        );
+    }
+
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let refused = ProducerRecord::new("callbacks", "x").with_partition(7);
+    drop(producer.send_with_callback(refused, move |r| {
+        let _ = tx.send(r);
+    }));
+    let err = rx.await.unwrap().expect_err("partition 7 of 2");
+    assert!(err.to_string().contains("Invalid partition"), "{err}");
+
+    let future = producer.send(ProducerRecord::new("callbacks", "late").with_partition(0));
+    producer.flush().await.unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    future.on_completion(move |r| {
+        let _ = tx.send(r);
+    });
+    assert_eq!(rx.await.unwrap().unwrap().offset, 1_000);
+    assert_eq!(
+        future.await.unwrap().offset,
+        1_000,
+        "the future still answers"
+    );
+}

@@ -61,10 +61,25 @@ pub(crate) struct Completion {
     state: Mutex<CompletionState>,
 }
 
-#[derive(Debug, Default)]
+/// Told once of a record's outcome (Java's `Callback`).
+pub(crate) type Callback = Box<dyn FnOnce(Result<RecordMetadata>) + Send>;
+
+#[derive(Default)]
 struct CompletionState {
     done: Vec<SpanOutcome>,
     wakers: Vec<Waker>,
+    /// (record index, its timestamp, callback) of records without an outcome yet.
+    callbacks: Vec<(u32, i64, Callback)>,
+}
+
+impl std::fmt::Debug for CompletionState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CompletionState")
+            .field("done", &self.done)
+            .field("wakers", &self.wakers.len())
+            .field("callbacks", &self.callbacks.len())
+            .finish()
+    }
 }
 
 /// The outcome of records `first..first + len` of a completion.
@@ -86,13 +101,69 @@ impl Completion {
     }
 
     fn publish(&self, outcome: SpanOutcome) {
-        let wakers = {
+        let (wakers, mut due) = {
             let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            let mut due = Vec::new();
+            if !state.callbacks.is_empty() {
+                let (now, later) = std::mem::take(&mut state.callbacks)
+                    .into_iter()
+                    .partition(|(index, ..)| outcome.covers(*index));
+                state.callbacks = later;
+                due = now;
+            }
+            let wakers = std::mem::take(&mut state.wakers);
+            let due: Vec<(u32, Result<RecordMetadata>, Callback)> = due
+                .into_iter()
+                .map(|(index, ts, cb)| (index, self.metadata(&outcome, index, ts), cb))
+                .collect();
             state.done.push(outcome);
-            std::mem::take(&mut state.wakers)
+            (wakers, due)
         };
         for w in wakers {
             w.wake();
+        }
+        // In record order, as Java runs the callbacks of a partition's records.
+        due.sort_by_key(|(index, ..)| *index);
+        for (_, result, callback) in due {
+            callback(result);
+        }
+    }
+
+    /// Calls `callback` with record `index`'s outcome: now if it is known, otherwise when
+    /// the outcome is published (on the producer's task).
+    pub(crate) fn on_done(&self, index: u32, timestamp: i64, callback: Callback) {
+        let known = {
+            let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            match state.done.iter().find(|s| s.covers(index)) {
+                Some(span) => Some((self.metadata(span, index, timestamp), callback)),
+                None => {
+                    state.callbacks.push((index, timestamp, callback));
+                    None
+                }
+            }
+        };
+        if let Some((result, callback)) = known {
+            callback(result);
+        }
+    }
+
+    fn metadata(&self, span: &SpanOutcome, index: u32, timestamp: i64) -> Result<RecordMetadata> {
+        match &span.result {
+            Ok((base_offset, append_time)) => Ok(RecordMetadata {
+                topic: self.topic.clone(),
+                partition: span.partition,
+                offset: if *base_offset >= 0 {
+                    base_offset + i64::from(index - span.first)
+                } else {
+                    -1
+                },
+                timestamp: if *append_time >= 0 {
+                    *append_time
+                } else {
+                    timestamp
+                },
+            }),
+            Err(e) => Err(e.clone()),
         }
     }
 
@@ -114,33 +185,21 @@ impl Completion {
         waker: &Waker,
     ) -> Option<Result<RecordMetadata>> {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(span) = state
-            .done
-            .iter()
-            .find(|s| s.first <= index && index - s.first < s.len)
-        else {
-            if !state.wakers.iter().any(|w| w.will_wake(waker)) {
-                state.wakers.push(waker.clone());
+        match state.done.iter().find(|s| s.covers(index)) {
+            Some(span) => Some(self.metadata(span, index, timestamp)),
+            None => {
+                if !state.wakers.iter().any(|w| w.will_wake(waker)) {
+                    state.wakers.push(waker.clone());
+                }
+                None
             }
-            return None;
-        };
-        Some(match &span.result {
-            Ok((base_offset, append_time)) => Ok(RecordMetadata {
-                topic: self.topic.clone(),
-                partition: span.partition,
-                offset: if *base_offset >= 0 {
-                    base_offset + i64::from(index - span.first)
-                } else {
-                    -1
-                },
-                timestamp: if *append_time >= 0 {
-                    *append_time
-                } else {
-                    timestamp
-                },
-            }),
-            Err(e) => Err(e.clone()),
-        })
+        }
+    }
+}
+
+impl SpanOutcome {
+    fn covers(&self, index: u32) -> bool {
+        self.first <= index && index - self.first < self.len
     }
 }
 

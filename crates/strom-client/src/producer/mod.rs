@@ -54,7 +54,7 @@ use crate::config::ClientConfig;
 use crate::error::{ClientError, Result};
 use crate::interceptor::{ProducerInterceptor, ProducerInterceptors};
 use crate::record::{ProducerRecord, RecordMetadata};
-use accumulator::{Accumulator, BATCH_OVERHEAD, Completion, estimate_record_size};
+use accumulator::{Accumulator, BATCH_OVERHEAD, Callback, Completion, estimate_record_size};
 use front::{Front, Sent};
 pub use transaction::ConsumerGroupMetadata;
 use transaction::TxnManager;
@@ -199,6 +199,20 @@ impl Producer {
             }
         }
         self.enqueue(record, size)
+    }
+
+    /// [`Producer::send`] with a callback, Java's `send(record, callback)`: `callback` runs
+    /// once with the record's outcome, on the producer's background task in the order of the
+    /// partition's records (at once when the record is refused). It must be quick and must
+    /// not block. See [`DeliveryFuture::on_completion`] to add one to any future.
+    pub fn send_with_callback(
+        &self,
+        record: ProducerRecord,
+        callback: impl FnOnce(Result<RecordMetadata>) + Send + 'static,
+    ) -> DeliveryFuture {
+        let future = self.send(record);
+        future.on_completion(callback);
+        future
     }
 
     /// Like Java's `send`: waits up to `max.block.ms` for room in `buffer.memory` (failing
@@ -371,6 +385,22 @@ impl DeliveryFuture {
     fn ready(result: Result<RecordMetadata>) -> Self {
         Self {
             state: DeliveryState::Ready(Some(result)),
+        }
+    }
+
+    /// Runs `callback` once with the record's outcome, whether or not this future is
+    /// awaited: at once when it is known, otherwise on the producer's background task when
+    /// it arrives (so it must be quick and must not block).
+    pub fn on_completion(&self, callback: impl FnOnce(Result<RecordMetadata>) + Send + 'static) {
+        let callback: Callback = Box::new(callback);
+        match &self.state {
+            DeliveryState::Pending {
+                completion,
+                index,
+                timestamp,
+            } => completion.on_done(*index, *timestamp, callback),
+            DeliveryState::Ready(Some(result)) => callback(result.clone()),
+            DeliveryState::Ready(None) => callback(Err(ClientError::Closed)),
         }
     }
 }

@@ -15,10 +15,13 @@
 //! sent are failed instead of drained.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use futures::StreamExt;
+use futures::stream::FuturesOrdered;
 use strom_protocol::ErrorCode;
 use strom_protocol::StrBytes;
 use strom_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
@@ -720,50 +723,60 @@ async fn sleep_until(t: Instant) {
 /// One outcome per batch of a Produce request: (base offset, log append time) or the error.
 type Outcomes = Result<Vec<Result<(i64, i64)>>>;
 
+/// A request's batches with their outcome, once its response is in.
+type Answered = Pin<Box<dyn Future<Output = (Vec<Batch>, Outcomes)> + Send>>;
+
 /// Writes `node`'s Produce requests one after the other, in the order the sender drained
 /// them, and lets their responses be awaited concurrently (up to
 /// `max.in.flight.requests.per.connection`, which the sender enforces). Spawning a task per
 /// request would let a later request reach the socket first: the broker would then see
 /// sequence numbers out of order, and without idempotence records would be reordered.
 ///
-/// After a request could not be written, the requests already queued behind it fail too
-/// (and are retried in order by the sender) rather than overtaking it on a new connection.
+/// Outcomes go back to the sender in the same order (a response awaited by a task of its own
+/// could overtake an earlier one), so a partition's batches complete, and their callbacks
+/// run, in the order they were sent. After a request could not be written, the requests
+/// already queued behind it fail too (and are retried in order by the sender) rather than
+/// overtaking it on a new connection.
 async fn dispatcher(
     cluster: Arc<Cluster>,
     node: i32,
     mut queue: mpsc::UnboundedReceiver<Vec<Batch>>,
     events: mpsc::UnboundedSender<Event>,
 ) {
-    while let Some(mut batches) = queue.recv().await {
-        let started = match cluster.connection(node).await {
-            Ok(conn) => start_produce(&cluster, &conn, &mut batches).await,
-            Err(e) => Err(e),
-        };
-        match started {
-            Ok(response) => {
-                let events = events.clone();
-                tokio::spawn(async move {
-                    let outcome = response.await;
-                    let _ = events.send(Event::Produced {
-                        node,
-                        batches,
-                        outcome,
-                    });
-                });
+    let mut answers: FuturesOrdered<Answered> = FuturesOrdered::new();
+    let mut open = true;
+    while open || !answers.is_empty() {
+        tokio::select! {
+            request = queue.recv(), if open => {
+                let Some(mut batches) = request else {
+                    open = false;
+                    continue;
+                };
+                let started = match cluster.connection(node).await {
+                    Ok(conn) => start_produce(&cluster, &conn, &mut batches).await,
+                    Err(e) => Err(e),
+                };
+                match started {
+                    Ok(response) => {
+                        answers.push_back(Box::pin(async move { (batches, response.await) }));
+                    }
+                    Err(e) => {
+                        let failed = |batches| -> Answered {
+                            Box::pin(std::future::ready((batches, Err(e.clone()))))
+                        };
+                        answers.push_back(failed(batches));
+                        while let Ok(batches) = queue.try_recv() {
+                            answers.push_back(failed(batches));
+                        }
+                    }
+                }
             }
-            Err(e) => {
+            Some((batches, outcome)) = answers.next(), if !answers.is_empty() => {
                 let _ = events.send(Event::Produced {
                     node,
                     batches,
-                    outcome: Err(e.clone()),
+                    outcome,
                 });
-                while let Ok(batches) = queue.try_recv() {
-                    let _ = events.send(Event::Produced {
-                        node,
-                        batches,
-                        outcome: Err(e.clone()),
-                    });
-                }
             }
         }
     }

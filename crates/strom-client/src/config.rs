@@ -525,6 +525,12 @@ impl ClientConfig {
                     Some(value.trim().to_string()).filter(|v| !v.is_empty())
             }
             "exclude.internal.topics" => self.exclude_internal_topics = parse_bool(key, value)?,
+            // Java classes: serializers are given in code here (`TypedProducer`,
+            // `ConsumerRecord::deserialize`), so Java properties files load without a warning.
+            "key.serializer" | "value.serializer" | "key.deserializer" | "value.deserializer" => {
+                tracing::debug!(key, "serializer classes are not read; see TypedProducer");
+                self.extra.insert(key.to_string(), value.to_string());
+            }
             _ => {
                 tracing::warn!(key, "unknown client property is ignored");
                 self.extra.insert(key.to_string(), value.to_string());

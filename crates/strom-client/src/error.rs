@@ -95,6 +95,11 @@ pub enum ClientError {
     /// `TransactionAbortedException`).
     #[error("Failing batch since transaction was aborted")]
     TransactionAborted,
+    /// A key or value could not be serialized or deserialized by a
+    /// [`Serializer`](crate::Serializer) or [`Deserializer`](crate::Deserializer) (Java's
+    /// `SerializationException`). Not retriable: the same data fails the same way again.
+    #[error("{0}")]
+    Serialization(String),
     /// The producer or consumer was closed.
     #[error("the client is closed")]
     Closed,
@@ -117,6 +122,7 @@ impl ClientError {
             | Self::Config { .. }
             | Self::InvalidArgument(_)
             | Self::RecordTooLarge { .. }
+            | Self::Serialization(_)
             | Self::Closed => false,
         }
     }

@@ -6,7 +6,9 @@
 //!   partition across retries, up to 5 requests in flight); `buffer.memory` back-pressure
 //!   ([`Producer::queue`]); [`ProducerInterceptor`]s; transactions with `transactional.id`
 //!   ([`Producer::init_transactions`], `begin_transaction`, `send_offsets_to_transaction`,
-//!   `commit_transaction`, `abort_transaction`), fenced and aborted like Java's.
+//!   `commit_transaction`, `abort_transaction`), fenced and aborted like Java's; callbacks
+//!   ([`Producer::send_with_callback`]); typed keys and values through [`Serializer`]s
+//!   ([`TypedProducer`]) and [`Deserializer`]s (`ConsumerRecord::deserialize`).
 //! - [`Consumer`]: consume assigned partitions from an offset, the start or the end, or
 //!   `subscribe` (topics or a pattern) as a member of a consumer group (`group.id`, classic
 //!   protocol, assignors range, roundrobin, sticky, cooperative-sticky or your own
@@ -108,7 +110,9 @@ pub mod group_protocol;
 pub mod interceptor;
 mod offsets;
 pub mod producer;
+mod producer_typed;
 mod record;
+pub mod serialization;
 
 pub use admin::{
     AbortTransactionSpec, Admin, AlterConfigOp, AlterConfigOpType, AlterConfigResult,
@@ -136,7 +140,9 @@ pub use interceptor::{ConsumerInterceptor, ProducerInterceptor};
 pub use offsets::OffsetAndTimestamp;
 pub use producer::partitioner::{Partitioner, RoundRobinPartitioner};
 pub use producer::{ConsumerGroupMetadata, DeliveryFuture, Producer};
+pub use producer_typed::{TypedProducer, TypedRecord};
 pub use record::{
     ConsumerRecord, Header, ProducerRecord, RecordMetadata, TimestampType, TopicPartition,
 };
+pub use serialization::{Deserializer, Serializer, TypedConsumerRecord};
 pub use strom_protocol::ErrorCode;

@@ -89,7 +89,7 @@ pub(crate) fn builtin_name(entry: &str) -> Option<&'static str> {
     }
 }
 
-/// A new instance of the built-in assignor `name` (a short name from [`builtin_name`]).
+/// A new instance of the built-in assignor `name` (a short name from `builtin_name`).
 pub fn builtin_assignor(name: &str) -> Option<Arc<dyn ConsumerPartitionAssignor>> {
     Some(match builtin_name(name)? {
         "range" => Arc::new(RangeAssignor),

@@ -2,9 +2,9 @@
 //! `acks`), records are partitioned like Kafka's Java client, batched per partition and sent by
 //! one background task. Idempotent by default, as Java's client since Kafka 3.0: each batch
 //! carries a producer id, epoch and sequence so that retries are written exactly once and in
-//! order (see [`idempotence`]'s module docs). With `transactional.id` it is transactional:
+//! order (see `idempotence`'s module docs). With `transactional.id` it is transactional:
 //! records go out in transactions that commit or abort as a whole, with consumer offsets
-//! (see [`transaction`]'s module docs).
+//! (see `transaction`'s module docs).
 //!
 //! ```text
 //!  Producer::send ── under the producer's lock (`front`): partition (murmur2 / sticky /

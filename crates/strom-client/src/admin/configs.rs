@@ -10,9 +10,11 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use strom_protocol::StrBytes;
+use strom_protocol::kafka_protocol::protocol::Request;
 use strom_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use strom_protocol::messages::{
-    AlterConfigsRequest, DescribeConfigsRequest, IncrementalAlterConfigsRequest,
+    AlterConfigsRequest, AlterConfigsResponse, DescribeConfigsRequest,
+    IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
 };
 
 use super::Admin;
@@ -371,9 +373,8 @@ impl Admin {
         use strom_protocol::messages::incremental_alter_configs_request::{
             AlterConfigsResource, AlterableConfig,
         };
-        let mut found: BTreeMap<(i8, String), Result<()>> = BTreeMap::new();
-        for (node, group) in by_node(changes) {
-            let request = IncrementalAlterConfigsRequest::default()
+        let build = |group: &[usize]| {
+            IncrementalAlterConfigsRequest::default()
                 .with_validate_only(options.validate_only)
                 .with_resources(
                     group
@@ -395,33 +396,20 @@ impl Admin {
                                 )
                         })
                         .collect(),
-                );
-            let response = self
-                .cluster
-                .retry(&[], || async {
-                    let conn = match node {
-                        Some(id) => self.cluster.connection(id).await?,
-                        None => self.cluster.controller_connection().await?,
-                    };
-                    conn.call(&request).await
+                )
+        };
+        let answers = |response: IncrementalAlterConfigsResponse| {
+            response
+                .responses
+                .into_iter()
+                .map(|r| {
+                    let result = ClientError::check(r.error_code, r.error_message.as_deref());
+                    ((r.resource_type, r.resource_name.to_string()), result)
                 })
-                .await?;
-            for r in response.responses {
-                found.insert(
-                    (r.resource_type, r.resource_name.to_string()),
-                    ClientError::check(r.error_code, r.error_message.as_deref()),
-                );
-            }
-        }
-        Ok(changes
-            .iter()
-            .map(|(r, _)| AlterConfigResult {
-                resource: r.clone(),
-                result: found
-                    .remove(&(r.resource_type.wire_value(), r.name.clone()))
-                    .unwrap_or_else(|| Err(missing_answer("IncrementalAlterConfigs", r))),
-            })
-            .collect())
+                .collect()
+        };
+        self.alter_each("IncrementalAlterConfigs", changes, build, answers)
+            .await
     }
 
     /// The legacy AlterConfigs: each resource's dynamic configs become exactly `configs`
@@ -435,9 +423,8 @@ impl Admin {
         use strom_protocol::messages::alter_configs_request::{
             AlterConfigsResource, AlterableConfig,
         };
-        let mut found: BTreeMap<(i8, String), Result<()>> = BTreeMap::new();
-        for (node, group) in by_node(resources) {
-            let request = AlterConfigsRequest::default()
+        let build = |group: &[usize]| {
+            AlterConfigsRequest::default()
                 .with_validate_only(options.validate_only)
                 .with_resources(
                     group
@@ -459,7 +446,35 @@ impl Admin {
                                 )
                         })
                         .collect(),
-                );
+                )
+        };
+        let answers = |response: AlterConfigsResponse| {
+            response
+                .responses
+                .into_iter()
+                .map(|r| {
+                    let result = ClientError::check(r.error_code, r.error_message.as_deref());
+                    ((r.resource_type, r.resource_name.to_string()), result)
+                })
+                .collect()
+        };
+        self.alter_each("AlterConfigs", resources, build, answers)
+            .await
+    }
+
+    /// Sends one request per broker that owns some of `items` (broker resources to their
+    /// broker, the rest to the controller), built by `build` from their indexes, and gives
+    /// each resource its answer, in `items` order.
+    async fn alter_each<T, R: Request>(
+        &self,
+        api: &str,
+        items: &[(ConfigResource, T)],
+        build: impl Fn(&[usize]) -> R,
+        answers: impl Fn(R::Response) -> Vec<((i8, String), Result<()>)>,
+    ) -> Result<Vec<AlterConfigResult>> {
+        let mut found: BTreeMap<(i8, String), Result<()>> = BTreeMap::new();
+        for (node, group) in by_node(items) {
+            let request = build(&group);
             let response = self
                 .cluster
                 .retry(&[], || async {
@@ -470,20 +485,15 @@ impl Admin {
                     conn.call(&request).await
                 })
                 .await?;
-            for r in response.responses {
-                found.insert(
-                    (r.resource_type, r.resource_name.to_string()),
-                    ClientError::check(r.error_code, r.error_message.as_deref()),
-                );
-            }
+            found.extend(answers(response));
         }
-        Ok(resources
+        Ok(items
             .iter()
             .map(|(r, _)| AlterConfigResult {
                 resource: r.clone(),
                 result: found
                     .remove(&(r.resource_type.wire_value(), r.name.clone()))
-                    .unwrap_or_else(|| Err(missing_answer("AlterConfigs", r))),
+                    .unwrap_or_else(|| Err(missing_answer(api, r))),
             })
             .collect())
     }

@@ -8,8 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use strom_client::{
-    Admin, AutoOffsetReset, ClientConfig, Consumer, ConsumerInterceptor, OffsetAndMetadata,
-    TopicPartition,
+    AutoOffsetReset, ClientConfig, Consumer, ConsumerInterceptor, OffsetAndMetadata, TopicPartition,
 };
 use strom_test_support::TestBroker;
 use tokio::time::Instant;
@@ -17,19 +16,10 @@ use tokio::time::Instant;
 mod common;
 use common::{
     Member, Recorder, assert_kept_partitions_stay_paused, assert_shared_exactly_once, covers,
-    create, poll_n, produce, wait_for,
+    create, poll_n, produce, setup, static_pair, wait_for,
 };
 
 const FAST_GROUPS: &[(&str, &str)] = &[("group.initial.rebalance.delay.ms", "0")];
-
-async fn setup(topics: &[(&str, i32)]) -> (TestBroker, Admin) {
-    let broker = TestBroker::start_with(FAST_GROUPS).await;
-    let admin = Admin::connect(ClientConfig::new(broker.bootstrap_servers()))
-        .await
-        .unwrap();
-    create(&admin, topics).await;
-    (broker, admin)
-}
 
 fn config(broker: &TestBroker, group: &str) -> ClientConfig {
     ClientConfig::new(broker.bootstrap_servers())
@@ -42,7 +32,7 @@ fn config(broker: &TestBroker, group: &str) -> ClientConfig {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn members_share_partitions_with_each_assignor() {
-    let (broker, admin) = setup(&[]).await;
+    let (broker, admin) = setup(FAST_GROUPS, &[]).await;
     for (i, assignor) in ["range", "roundrobin", "sticky", "cooperative-sticky"]
         .iter()
         .enumerate()
@@ -68,7 +58,7 @@ async fn members_share_partitions_with_each_assignor() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_leaving_member_hands_its_partitions_over() {
-    let (broker, _admin) = setup(&[("leave", 4)]).await;
+    let (broker, _admin) = setup(FAST_GROUPS, &[("leave", 4)]).await;
     let mut members = Vec::new();
     for _ in 0..2 {
         let mut c = Consumer::connect(config(&broker, "g-leave")).await.unwrap();
@@ -97,7 +87,7 @@ impl ConsumerInterceptor for CommitCounter {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn committed_offsets_resume_in_a_new_consumer() {
-    let (broker, _admin) = setup(&[("resume", 2)]).await;
+    let (broker, _admin) = setup(FAST_GROUPS, &[("resume", 2)]).await;
     produce(&broker, "resume", 20, "a").await;
     let counter = Arc::new(CommitCounter::default());
     let mut first = Consumer::connect_with_interceptors(
@@ -161,7 +151,7 @@ async fn committed_offsets_resume_in_a_new_consumer() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auto_commit_commits_what_poll_returned() {
-    let (broker, admin) = setup(&[("auto", 1)]).await;
+    let (broker, admin) = setup(FAST_GROUPS, &[("auto", 1)]).await;
     produce(&broker, "auto", 10, "a").await;
     let mut consumer = Consumer::connect(
         config(&broker, "g-auto").with_auto_commit_interval(Duration::from_millis(100)),
@@ -191,7 +181,7 @@ async fn auto_commit_commits_what_poll_returned() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn cooperative_rebalance_revokes_only_moved_partitions() {
-    let (broker, _admin) = setup(&[("coop", 4)]).await;
+    let (broker, _admin) = setup(FAST_GROUPS, &[("coop", 4)]).await;
     let events_a = Recorder::default();
     let mut a = Consumer::connect(
         config(&broker, "g-coop").with_partition_assignment_strategy(["cooperative-sticky"]),
@@ -233,19 +223,8 @@ async fn cooperative_rebalance_revokes_only_moved_partitions() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn static_member_rejoins_without_rebalance() {
-    let (broker, _admin) = setup(&[("static", 4)]).await;
-    let events_b = Recorder::default();
-    let mut a = Consumer::connect(config(&broker, "g-static").with_group_instance_id("a"))
-        .await
-        .unwrap();
-    a.subscribe(["static"]).unwrap();
-    let mut b = Consumer::connect(config(&broker, "g-static").with_group_instance_id("b"))
-        .await
-        .unwrap();
-    b.subscribe_with_listener(["static"], Box::new(events_b.clone()))
-        .unwrap();
-    let mut members = vec![Member::spawn(a), Member::spawn(b)];
-    wait_for("two static members", || covers(&members, "static", 4)).await;
+    let (broker, _admin) = setup(FAST_GROUPS, &[("static", 4)]).await;
+    let (mut members, events_b) = static_pair(config(&broker, "g-static"), "static").await;
     let a_owned = members[0].owned();
     let b_events = events_b.0.lock().unwrap().len();
     // "a" goes away without leaving (a restart) and comes back under the same instance id.
@@ -274,7 +253,7 @@ async fn static_member_rejoins_without_rebalance() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pattern_subscription_picks_up_a_new_topic() {
-    let (broker, admin) = setup(&[("pat-one", 1), ("other", 1)]).await;
+    let (broker, admin) = setup(FAST_GROUPS, &[("pat-one", 1), ("other", 1)]).await;
     let mut consumer = Consumer::connect(
         config(&broker, "g-pattern").with_metadata_max_age(Duration::from_millis(300)),
     )
@@ -347,7 +326,7 @@ async fn pause_all_then_rebalance(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn partitions_kept_through_a_cooperative_rebalance_stay_paused() {
-    let (broker, _admin) = setup(&[("pause-coop", 4)]).await;
+    let (broker, _admin) = setup(FAST_GROUPS, &[("pause-coop", 4)]).await;
     let (mut first, kept, positions, second) =
         pause_all_then_rebalance(&broker, "cooperative-sticky", "pause-coop").await;
     let still =
@@ -362,7 +341,7 @@ async fn partitions_kept_through_a_cooperative_rebalance_stay_paused() {
 /// Java, where `onJoinPrepare` empties the assignment).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_eager_rebalance_forgets_paused_partitions() {
-    let (broker, _admin) = setup(&[("pause-eager", 4)]).await;
+    let (broker, _admin) = setup(FAST_GROUPS, &[("pause-eager", 4)]).await;
     let (first, kept, _, second) = pause_all_then_rebalance(&broker, "range", "pause-eager").await;
     assert_eq!(kept.len(), 2);
     assert!(first.paused().is_empty(), "{:?}", first.paused());

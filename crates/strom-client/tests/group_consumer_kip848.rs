@@ -25,7 +25,7 @@ use tokio::time::Instant;
 mod common;
 use common::{
     Member, Recorder, assert_kept_partitions_stay_paused, assert_shared_exactly_once, covers,
-    create, poll_n, produce, wait_for,
+    create, poll_n, produce, setup, static_pair, wait_for,
 };
 
 /// Fast heartbeats and a short session, so that fencing is quick.
@@ -35,15 +35,6 @@ const FAST_GROUPS: &[(&str, &str)] = &[
     ("group.consumer.session.timeout.ms", "2000"),
     ("group.consumer.min.session.timeout.ms", "1000"),
 ];
-
-async fn setup(topics: &[(&str, i32)]) -> (TestBroker, Admin) {
-    let broker = TestBroker::start_with(FAST_GROUPS).await;
-    let admin = Admin::connect(ClientConfig::new(broker.bootstrap_servers()))
-        .await
-        .unwrap();
-    create(&admin, topics).await;
-    (broker, admin)
-}
 
 fn config(broker: &TestBroker, group: &str) -> ClientConfig {
     ClientConfig::new(broker.bootstrap_servers())
@@ -55,7 +46,7 @@ fn config(broker: &TestBroker, group: &str) -> ClientConfig {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kip848_members_share_partitions_with_each_server_assignor() {
-    let (broker, admin) = setup(&[]).await;
+    let (broker, admin) = setup(FAST_GROUPS, &[]).await;
     for (i, assignor) in [None, Some("uniform"), Some("range")].iter().enumerate() {
         for n in [2usize, 3] {
             let topic = format!("share-{i}-{n}");
@@ -79,7 +70,7 @@ async fn kip848_members_share_partitions_with_each_server_assignor() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kip848_listener_sees_incremental_revocations_and_takeover_on_leave() {
-    let (broker, _admin) = setup(&[("inc", 4)]).await;
+    let (broker, _admin) = setup(FAST_GROUPS, &[("inc", 4)]).await;
     let first_events = Recorder::default();
     let mut first = Consumer::connect(config(&broker, "g-inc")).await.unwrap();
     first
@@ -135,7 +126,7 @@ async fn kip848_listener_sees_incremental_revocations_and_takeover_on_leave() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kip848_committed_offsets_resume_in_a_new_consumer() {
-    let (broker, _admin) = setup(&[("resume", 2)]).await;
+    let (broker, _admin) = setup(FAST_GROUPS, &[("resume", 2)]).await;
     produce(&broker, "resume", 20, "a").await;
     let mut first = Consumer::connect(config(&broker, "g-resume").with_enable_auto_commit(false))
         .await
@@ -171,7 +162,7 @@ async fn kip848_committed_offsets_resume_in_a_new_consumer() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kip848_member_that_stops_heartbeating_is_fenced() {
-    let (broker, _admin) = setup(&[("silent", 4)]).await;
+    let (broker, _admin) = setup(FAST_GROUPS, &[("silent", 4)]).await;
     let mut members = Vec::new();
     for _ in 0..2 {
         let mut c = Consumer::connect(config(&broker, "g-silent"))
@@ -196,7 +187,7 @@ async fn kip848_member_that_stops_heartbeating_is_fenced() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kip848_fenced_member_loses_its_partitions_and_rejoins() {
-    let (broker, _admin) = setup(&[("fenced", 2)]).await;
+    let (broker, _admin) = setup(FAST_GROUPS, &[("fenced", 2)]).await;
     produce(&broker, "fenced", 4, "a").await;
     let events = Recorder::default();
     let mut consumer = Consumer::connect(config(&broker, "g-fenced"))
@@ -261,7 +252,7 @@ async fn wait_for_lost_and_back(consumer: &mut Consumer, events: &Recorder) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kip848_pattern_subscription_picks_up_a_new_topic() {
-    let (broker, admin) = setup(&[("pat-one", 1), ("other", 1)]).await;
+    let (broker, admin) = setup(FAST_GROUPS, &[("pat-one", 1), ("other", 1)]).await;
     let mut consumer = Consumer::connect(
         config(&broker, "g-pattern").with_metadata_max_age(Duration::from_millis(300)),
     )
@@ -295,7 +286,7 @@ async fn kip848_refuses_classic_settings() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kip848_partitions_kept_through_a_reconciliation_stay_paused() {
-    let (broker, _admin) = setup(&[("pause", 4)]).await;
+    let (broker, _admin) = setup(FAST_GROUPS, &[("pause", 4)]).await;
     produce(&broker, "pause", 40, "a").await;
     let group_config = || config(&broker, "g-pause").with_enable_auto_commit(false);
     let mut first = Consumer::connect(group_config()).await.unwrap();
@@ -345,18 +336,7 @@ async fn kip848_static_member_gets_its_partitions_back_after_a_restart() {
         .await
         .unwrap();
     create(&admin, &[("static", 4)]).await;
-    let events_b = Recorder::default();
-    let mut a = Consumer::connect(config(&broker, "g-static").with_group_instance_id("a"))
-        .await
-        .unwrap();
-    a.subscribe(["static"]).unwrap();
-    let mut b = Consumer::connect(config(&broker, "g-static").with_group_instance_id("b"))
-        .await
-        .unwrap();
-    b.subscribe_with_listener(["static"], Box::new(events_b.clone()))
-        .unwrap();
-    let mut members = vec![Member::spawn(a), Member::spawn(b)];
-    wait_for("two static members", || covers(&members, "static", 4)).await;
+    let (mut members, events_b) = static_pair(config(&broker, "g-static"), "static").await;
     let a_owned = members[0].owned();
     let b_owned = members[1].owned();
     let b_events = events_b.0.lock().unwrap().len();
@@ -675,7 +655,7 @@ async fn kip848_commit_before_revocation_retries_a_stale_member_epoch() {
 /// its partitions up as lost and rejoins; then it commits again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kip848_commit_of_a_removed_member_fails_and_the_member_rejoins() {
-    let (broker, _admin) = setup(&[("removed", 2)]).await;
+    let (broker, _admin) = setup(FAST_GROUPS, &[("removed", 2)]).await;
     let events = Recorder::default();
     let mut first = Consumer::connect(config(&broker, "g-removed").with_enable_auto_commit(false))
         .await

@@ -4,40 +4,23 @@
 //! error codes each refusal carries.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use bytes::Bytes;
 use strom_client::{
-    Admin, ClientConfig, ConsumerAssignment, ConsumerSubscription, ErrorCode, GroupState,
-    GroupType, MemberAssignment, MemberSubscription, NewTopic, OffsetAndMetadata, TopicPartition,
+    ConsumerAssignment, ConsumerSubscription, ErrorCode, GroupState, GroupType, MemberAssignment,
+    MemberSubscription, OffsetAndMetadata, TopicPartition,
 };
 use strom_protocol::StrBytes;
 use strom_protocol::messages::*;
 use strom_test_support::{RawConnection, TestBroker};
 
+mod common;
+use common::{code, setup};
+
 const FAST_GROUPS: &[(&str, &str)] = &[("group.initial.rebalance.delay.ms", "0")];
 
 fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_string())
-}
-
-fn code<T: std::fmt::Debug>(result: &strom_client::Result<T>) -> Option<ErrorCode> {
-    result.as_ref().err().and_then(|e| e.code())
-}
-
-async fn setup(topics: &[(&str, i32)]) -> (TestBroker, Admin) {
-    let broker = TestBroker::start_with(FAST_GROUPS).await;
-    let config = ClientConfig::new(broker.bootstrap_servers())
-        .with_default_api_timeout(Duration::from_secs(20));
-    let admin = Admin::connect(config).await.expect("admin connects");
-    let new: Vec<NewTopic> = topics
-        .iter()
-        .map(|(n, p)| NewTopic::new(*n).with_partitions(*p))
-        .collect();
-    for created in admin.create_topics(&new, Default::default()).await.unwrap() {
-        created.result.expect("topic created");
-    }
-    (broker, admin)
 }
 
 /// Joins `group` as its only member and completes the rebalance with `assignment` for itself,
@@ -108,7 +91,7 @@ fn tps(list: &[(&str, i32)]) -> Vec<TopicPartition> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn classic_consumer_group_listed_described_and_protected_while_active() {
-    let (broker, admin) = setup(&[("orders", 3)]).await;
+    let (broker, admin) = setup(FAST_GROUPS, &[("orders", 3)]).await;
     let coordinator = admin.find_coordinator("g1").await.unwrap();
     assert_eq!(coordinator.addr(), broker.bootstrap_servers());
 
@@ -202,7 +185,7 @@ async fn classic_consumer_group_listed_described_and_protected_while_active() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn offsets_of_an_inactive_group_are_reset_read_and_deleted() {
-    let (_broker, admin) = setup(&[("events", 2), ("other", 1)]).await;
+    let (_broker, admin) = setup(FAST_GROUPS, &[("events", 2), ("other", 1)]).await;
     let offsets: BTreeMap<TopicPartition, OffsetAndMetadata> = [
         (TopicPartition::new("events", 0), OffsetAndMetadata::new(4)),
         (
@@ -319,7 +302,7 @@ async fn offsets_of_an_inactive_group_are_reset_read_and_deleted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn other_protocol_types_keep_raw_bytes() {
-    let (broker, admin) = setup(&[]).await;
+    let (broker, admin) = setup(FAST_GROUPS, &[]).await;
     let (_conn, _) = join_stable(
         &broker,
         "workers",
@@ -346,7 +329,7 @@ async fn other_protocol_types_keep_raw_bytes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kip848_groups_are_described_with_consumer_group_describe() {
-    let (broker, admin) = setup(&[("events", 2)]).await;
+    let (broker, admin) = setup(FAST_GROUPS, &[("events", 2)]).await;
     // The lookup creates `__consumer_offsets`, which the heartbeat needs.
     admin.find_coordinator("g848").await.unwrap();
     let mut conn = RawConnection::connect(broker.bootstrap_servers())

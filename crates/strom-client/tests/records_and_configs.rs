@@ -2,35 +2,17 @@
 //! DescribeProducers), log directories, and config changes against an in-process broker.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use strom_client::{
-    Admin, AlterConfigOp, AlterConfigsOptions, ClientConfig, ConfigResource, ConfigSource,
-    DescribeConfigsOptions, ErrorCode, NewTopic, OffsetSpec, Producer, ProducerRecord,
-    TopicPartition,
+    AlterConfigOp, AlterConfigsOptions, ClientConfig, ConfigResource, ConfigSource,
+    DescribeConfigsOptions, ErrorCode, OffsetSpec, Producer, ProducerRecord, TopicPartition,
 };
 use strom_protocol::messages::*;
 use strom_test_support::records::{idempotent_batch, str_bytes as s};
 use strom_test_support::{RawConnection, TestBroker};
 
-fn code<T: std::fmt::Debug>(result: &strom_client::Result<T>) -> Option<ErrorCode> {
-    result.as_ref().err().and_then(|e| e.code())
-}
-
-async fn setup(topics: &[(&str, i32)]) -> (TestBroker, Admin) {
-    let broker = TestBroker::start().await;
-    let config = ClientConfig::new(broker.bootstrap_servers())
-        .with_default_api_timeout(Duration::from_secs(20));
-    let admin = Admin::connect(config).await.expect("admin connects");
-    let new: Vec<NewTopic> = topics
-        .iter()
-        .map(|(n, p)| NewTopic::new(*n).with_partitions(*p))
-        .collect();
-    for created in admin.create_topics(&new, Default::default()).await.unwrap() {
-        created.result.expect("topic created");
-    }
-    (broker, admin)
-}
+mod common;
+use common::{code, setup};
 
 /// Produces `n` records to partition 0 of `topic`, record `i` stamped `base_ts + i * 1000`,
 /// without idempotence (so that the partition has no producer state).
@@ -52,7 +34,7 @@ async fn produce(broker: &TestBroker, topic: &str, n: i64, base_ts: i64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn list_offsets_by_every_spec_then_delete_records() {
-    let (broker, admin) = setup(&[("t", 2)]).await;
+    let (broker, admin) = setup(&[], &[("t", 2)]).await;
     produce(&broker, "t", 10, 100_000).await;
     let p0 = TopicPartition::new("t", 0);
     let p1 = TopicPartition::new("t", 1);
@@ -133,7 +115,7 @@ async fn list_offsets_by_every_spec_then_delete_records() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn log_dirs_and_producers() {
-    let (broker, admin) = setup(&[("idem", 1), ("plain", 1)]).await;
+    let (broker, admin) = setup(&[], &[("idem", 1), ("plain", 1)]).await;
     produce(&broker, "plain", 3, 1_000).await;
     let mut conn = RawConnection::connect(broker.bootstrap_servers())
         .await
@@ -211,7 +193,7 @@ async fn log_dirs_and_producers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn configs_are_altered_incrementally_and_legacy_and_described_with_synonyms() {
-    let (_broker, admin) = setup(&[("conf", 1)]).await;
+    let (_broker, admin) = setup(&[], &[("conf", 1)]).await;
     let topic = ConfigResource::topic("conf");
     let describe = |resource: ConfigResource, key: &'static str| {
         let admin = admin.clone();

@@ -10,12 +10,30 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use strom_client::{
-    Admin, ClientConfig, Consumer, ConsumerRebalanceListener, ConsumerRecord, NewTopic, Producer,
-    ProducerRecord, TopicPartition,
+    Admin, ClientConfig, Consumer, ConsumerRebalanceListener, ConsumerRecord, ErrorCode, NewTopic,
+    Producer, ProducerRecord, TopicPartition,
 };
 use strom_test_support::TestBroker;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
+
+/// A broker with `overrides`, an admin client on it (20 s API timeout) and `topics` created.
+pub(crate) async fn setup(
+    overrides: &[(&str, &str)],
+    topics: &[(&str, i32)],
+) -> (TestBroker, Admin) {
+    let broker = TestBroker::start_with(overrides).await;
+    let config = ClientConfig::new(broker.bootstrap_servers())
+        .with_default_api_timeout(Duration::from_secs(20));
+    let admin = Admin::connect(config).await.expect("admin connects");
+    create(&admin, topics).await;
+    (broker, admin)
+}
+
+/// The Kafka error code of a failed result.
+pub(crate) fn code<T: std::fmt::Debug>(result: &strom_client::Result<T>) -> Option<ErrorCode> {
+    result.as_ref().err().and_then(|e| e.code())
+}
 
 pub(crate) async fn create(admin: &Admin, topics: &[(&str, i32)]) {
     let new: Vec<NewTopic> = topics
@@ -234,4 +252,22 @@ pub(crate) async fn assert_kept_partitions_stay_paused(
         "read again from before the kept position"
     );
     kept
+}
+
+/// Static members `a` and `b` (`group.instance.id`) of `config`'s group, subscribed to
+/// `topic` (4 partitions) and sharing it; `b` records its rebalance listener calls.
+pub(crate) async fn static_pair(config: ClientConfig, topic: &str) -> (Vec<Member>, Recorder) {
+    let events_b = Recorder::default();
+    let mut a = Consumer::connect(config.clone().with_group_instance_id("a"))
+        .await
+        .unwrap();
+    a.subscribe([topic]).unwrap();
+    let mut b = Consumer::connect(config.with_group_instance_id("b"))
+        .await
+        .unwrap();
+    b.subscribe_with_listener([topic], Box::new(events_b.clone()))
+        .unwrap();
+    let members = vec![Member::spawn(a), Member::spawn(b)];
+    wait_for("two static members", || covers(&members, topic, 4)).await;
+    (members, events_b)
 }

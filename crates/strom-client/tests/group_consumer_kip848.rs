@@ -133,7 +133,8 @@ async fn kip848_committed_offsets_resume_in_a_new_consumer() {
         .unwrap();
     first.subscribe(["resume"]).unwrap();
     assert_eq!(poll_n(&mut first, 20).await.len(), 20);
-    let (epoch, member) = first.group_metadata().expect("joined");
+    let joined = first.group_metadata().expect("joined");
+    let (epoch, member) = (joined.generation_id, joined.member_id);
     assert!(epoch > 0 && !member.is_empty(), "{epoch} {member}");
     first.commit_sync().await.unwrap();
     let tps = [
@@ -200,7 +201,8 @@ async fn kip848_fenced_member_loses_its_partitions_and_rejoins() {
     // Committed, so that the rejoined member starts after them: what was read but not
     // committed when partitions are lost is read again (at least once, as in Kafka).
     consumer.commit_sync().await.unwrap();
-    let (epoch, member_id) = consumer.group_metadata().unwrap();
+    let joined = consumer.group_metadata().unwrap();
+    let (epoch, member_id) = (joined.generation_id, joined.member_id);
     // Someone else removes the member (as an expired session would): its next heartbeat is
     // answered UNKNOWN_MEMBER_ID.
     let mut raw = RawConnection::connect(broker.bootstrap_servers())
@@ -216,7 +218,8 @@ async fn kip848_fenced_member_loses_its_partitions_and_rejoins() {
         .unwrap();
     assert_eq!(answer.error_code, 0);
     wait_for_lost_and_back(&mut consumer, &events).await;
-    let (new_epoch, same_id) = consumer.group_metadata().unwrap();
+    let rejoined = consumer.group_metadata().unwrap();
+    let (new_epoch, same_id) = (rejoined.generation_id, rejoined.member_id);
     assert_eq!(same_id, member_id, "the member id is kept (KIP-1082)");
     assert!(new_epoch > epoch);
     produce(&broker, "fenced", 2, "b").await;
@@ -679,7 +682,7 @@ async fn kip848_commit_of_a_removed_member_fails_and_the_member_rejoins() {
     let offsets: BTreeMap<TopicPartition, OffsetAndMetadata> =
         [(tp.clone(), OffsetAndMetadata::new(0))].into();
     first.commit_sync_offsets(offsets.clone()).await.unwrap();
-    let (_, member_id) = first.group_metadata().unwrap();
+    let member_id = first.group_metadata().unwrap().member_id;
     let mut raw = RawConnection::connect(broker.bootstrap_servers())
         .await
         .unwrap();

@@ -460,3 +460,77 @@ async fn transactional_config_is_checked() {
     let producer = Producer::connect(config).await.unwrap();
     producer.init_transactions().await.unwrap();
 }
+
+/// The consume-transform-produce loop: the offsets go with a live member's
+/// `group_metadata()`, which the coordinator checks; metadata of a generation that is not the
+/// group's fails the offsets, and the transaction can then only be aborted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offsets_of_a_live_member_commit_and_a_wrong_generation_is_refused() {
+    let broker = TestBroker::start_with(&[("group.initial.rebalance.delay.ms", "0")]).await;
+    let bootstrap = broker.bootstrap_servers();
+    let admin = create_topics(bootstrap, &[("ctp-in", 1), ("ctp-out", 1)]).await;
+    let source = Producer::connect(ClientConfig::new(bootstrap))
+        .await
+        .unwrap();
+    source
+        .send(ProducerRecord::new("ctp-in", "x"))
+        .await
+        .unwrap();
+    let mut consumer = Consumer::connect(
+        ClientConfig::new(bootstrap)
+            .with_group_id("ctp")
+            .with_enable_auto_commit(false)
+            .with_auto_offset_reset(strom_client::AutoOffsetReset::Earliest)
+            .with_isolation_level(IsolationLevel::ReadCommitted),
+    )
+    .await
+    .unwrap();
+    consumer.subscribe(["ctp-in"]).unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let mut read = Vec::new();
+    while read.is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "nothing consumed");
+        read = consumer.poll(Duration::from_millis(200)).await.unwrap();
+    }
+    let member = consumer.group_metadata().expect("joined");
+    assert_eq!(member.group_id, "ctp");
+    assert!(
+        member.generation_id >= 1 && !member.member_id.is_empty(),
+        "{member:?}"
+    );
+
+    let producer = txn_producer(bootstrap, "tx-ctp").await;
+    let tp = TopicPartition::new("ctp-in", 0);
+    let offsets = BTreeMap::from([(tp.clone(), OffsetAndMetadata::new(1))]);
+    producer.begin_transaction().await.unwrap();
+    drop(send(&producer, "ctp-out", 0, "X"));
+    producer
+        .send_offsets_to_transaction(&offsets, &member)
+        .await
+        .unwrap();
+    producer.commit_transaction().await.unwrap();
+    let committed = admin
+        .list_consumer_group_offsets("ctp", Some(std::slice::from_ref(&tp)))
+        .await
+        .unwrap();
+    assert_eq!(committed[&tp].as_ref().map(|o| o.offset), Some(1));
+
+    let stale = ConsumerGroupMetadata::new("ctp")
+        .with_member(member.generation_id + 5, member.member_id.clone());
+    producer.begin_transaction().await.unwrap();
+    let refused = producer
+        .send_offsets_to_transaction(&offsets, &stale)
+        .await
+        .expect_err("not the group's generation");
+    assert_eq!(
+        refused.code(),
+        Some(ErrorCode::IllegalGeneration),
+        "{refused}"
+    );
+    assert!(
+        producer.commit_transaction().await.is_err(),
+        "only an abort is left"
+    );
+    producer.abort_transaction().await.unwrap();
+    consumer.close().await.unwrap();
+}

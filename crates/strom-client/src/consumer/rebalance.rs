@@ -30,6 +30,7 @@ use crate::cluster::{Metadata, Topics};
 use crate::config::{AutoOffsetReset, GroupProtocol};
 use crate::error::{ClientError, Result};
 use crate::group_protocol::{ConsumerAssignment, ConsumerSubscription};
+use crate::producer::ConsumerGroupMetadata;
 use crate::record::TopicPartition;
 use strom_protocol::ErrorCode;
 use uuid::Uuid;
@@ -251,12 +252,21 @@ impl Consumer {
             .unwrap_or_default()
     }
 
-    /// The member's generation and id in its group, once it joined (`None` before, and for
-    /// consumers without a subscription).
-    pub fn group_metadata(&self) -> Option<(i32, String)> {
+    /// The member's group, generation (member epoch with KIP-848), member id and instance
+    /// id, once it joined (`None` before, and for consumers without a subscription): what
+    /// [`Producer::send_offsets_to_transaction`](crate::Producer::send_offsets_to_transaction)
+    /// takes so that the coordinator can fence a zombie member (Java's `groupMetadata()`).
+    pub fn group_metadata(&self) -> Option<ConsumerGroupMetadata> {
         let g = self.group.as_ref()?;
         let s = g.membership.shared.state();
-        (s.generation >= 0).then(|| (s.generation, s.member_id.clone()))
+        let config = self.cluster.config();
+        let metadata = ConsumerGroupMetadata::new(config.group_id()?)
+            .with_member(s.generation, s.member_id.clone());
+        let metadata = match config.group_instance_id() {
+            Some(id) => metadata.with_group_instance_id(id),
+            None => metadata,
+        };
+        (s.generation >= 0).then_some(metadata)
     }
 
     /// Leaves the group (committing first, with `enable.auto.commit`) and drops the
